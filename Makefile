@@ -1,0 +1,48 @@
+# berth — see README.md. `make` builds target/release/berth.
+CARGO ?= cargo
+BERTH := target/release/berth
+ROOTFS := hack/.cache/rootfs
+
+.PHONY: all build demo test deps rootfs unit integration e2e vm-test bench test-stress lint clean
+
+all build:
+	$(CARGO) build --release --bin berth
+
+deps:
+	bash hack/deps.sh
+
+rootfs:
+	bash hack/mkrootfs.sh $(ROOTFS)
+
+demo: build rootfs
+	bash hack/demo.sh
+
+# Everything CI runs (bash .ci/run calls this).
+test: deps build rootfs
+	bash hack/test.sh
+
+unit: build rootfs
+	BERTH_ROOTFS=$(CURDIR)/$(ROOTFS) $(CARGO) test --release -- --test-threads=2
+
+integration: build rootfs
+	bash hack/integration.sh
+
+e2e: build rootfs
+	bash hack/e2e/run.sh
+
+vm-test: build rootfs
+	bash hack/vm/run-tests.sh
+
+bench: build rootfs
+	bash hack/bench/run.sh
+
+test-stress: build rootfs
+	bash hack/stress.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf hack/.cache

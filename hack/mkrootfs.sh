@@ -1,0 +1,43 @@
+#!/bin/bash
+# Build the busybox test rootfs: hack/mkrootfs.sh [DIR]   (default: hack/.cache/rootfs)
+# Uses Debian's busybox-static (installed if missing). Idempotent: an existing, complete
+# rootfs is left as it is; a new one is built aside and renamed into place.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+dest=${1:-$here/.cache/rootfs}
+[ -x "$dest/bin/busybox" ] && [ -f "$dest/.complete" ] && exit 0
+bb=/bin/busybox
+if ! file -L "$bb" 2>/dev/null | grep -q 'statically linked' && ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
+    echo "mkrootfs: installing busybox-static" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null; }
+fi
+mkdir -p "$(dirname "$dest")"
+tmp=$(mktemp -d "$(dirname "$dest")/.rootfs.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,home/user,var/tmp,run}
+chmod 1777 "$tmp/tmp" "$tmp/var/tmp"
+cp "$bb" "$tmp/bin/busybox"
+for applet in $("$tmp/bin/busybox" --list); do
+    [ -e "$tmp/bin/$applet" ] || ln -s busybox "$tmp/bin/$applet"
+done
+cat > "$tmp/etc/passwd" <<'P'
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+user:x:1000:1000:user:/home/user:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+P
+cat > "$tmp/etc/group" <<'G'
+root:x:0:
+daemon:x:1:
+users:x:100:user
+user:x:1000:
+nogroup:x:65534:
+G
+echo "127.0.0.1 localhost" > "$tmp/etc/hosts"
+: > "$tmp/etc/resolv.conf"
+chown 1000:1000 "$tmp/home/user"
+touch "$tmp/.complete"
+rm -rf "$dest"
+mv "$tmp" "$dest"
+trap - EXIT
