@@ -1,0 +1,130 @@
+#!/bin/bash
+# hack/vm/run.sh [options] -- CMD [ARGS...]
+# Run CMD as root in a throw-away pure cgroup v2 VM (qemu, TCG) and exit with its status.
+#
+#   --disk SIZE_MB   add an empty virtio disk; the guest sees it as $VM_DISK (/dev/vda) with
+#                    major:minor in $VM_DISK_DEV (for io.max / io.weight tests)
+#   --mem MB         guest memory (default 1024)
+#   --cpus N         guest CPUs (default 2)
+#   --timeout S      kill the VM after S seconds, exit 124 (default 600)
+#   --rw DIR         share DIR read-write at the same path (repeatable). Default: the caller's
+#                    cwd (unless it is /). Everything else is the host's / read-only, with a
+#                    throw-away tmpfs overlay on top; /tmp and /run are fresh tmpfs.
+#   -v, --verbose    stream the guest console (kernel, init) to stderr
+#
+# CMD runs with the caller's environment and cwd, stdin from /dev/null; its stdout and stderr
+# are streamed to ours. Exit codes of our own: 124 timeout, 125 VM/harness failure.
+# Env: VM_QEMU_EXTRA (extra qemu args, word-split), VM_APPEND (extra kernel parameters).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd -P)
+cache=$(cd "$here/.." && pwd -P)/.cache/vm
+disk=0 mem=1024 cpus=2 tmo=600 verbose=0
+rw=()
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0" >&2; exit 125; }
+while [ $# -gt 0 ]; do
+    case $1 in
+        --disk) disk=$2; shift 2 ;;
+        --mem) mem=$2; shift 2 ;;
+        --cpus) cpus=$2; shift 2 ;;
+        --timeout) tmo=$2; shift 2 ;;
+        --rw) rw+=("$(cd "$2" && pwd -P)"); shift 2 ;;
+        -v|--verbose) verbose=1; shift ;;
+        --) shift; break ;;
+        -h|--help) usage ;;
+        *) break ;;
+    esac
+done
+[ $# -gt 0 ] || usage
+for n in "$disk" "$mem" "$cpus" "$tmo"; do
+    [[ $n =~ ^[0-9]+$ ]] || { echo "vm: not a number: $n" >&2; exit 125; }
+done
+cwd=$(pwd -P)
+[ ${#rw[@]} -gt 0 ] || [ "$cwd" = / ] || rw=("$cwd")
+
+bash "$here/setup.sh" || { echo "vm: setup failed" >&2; exit 125; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-vm.XXXXXX")
+qpid=""
+cleanup() {
+    local pid
+    pid=$(cat "$tmp/qemu.pid" 2>/dev/null || true)
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+    [ -n "$qpid" ] && kill -KILL "$qpid" 2>/dev/null || true
+    [ -n "$qpid" ] && wait "$qpid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+out=$tmp/out
+mkdir -p "$out"
+: > "$out/stdout"; : > "$out/stderr"
+q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }   # single-quote for sh
+{
+    echo "VM_RW_PATHS=("
+    for p in "${rw[@]}"; do echo "  $(q "$p")"; done
+    echo ")"
+} > "$out/vm.conf"
+{
+    while IFS= read -r -d '' kv; do
+        k=${kv%%=*}
+        [[ $k =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+        case $k in PWD|OLDPWD|SHLVL|_|BASH_*|BASHOPTS|SHELLOPTS|TMPDIR) continue ;; esac
+        echo "export $k=$(q "${kv#*=}")"
+    done < /proc/self/environ
+    echo "cd $(q "$cwd") || exit 125"
+    printf 'exec'
+    for a in "$@"; do printf ' %s' "$(q "$a")"; done
+    echo
+} > "$out/cmd.sh"
+
+args=(-M q35 -accel tcg,thread=multi -cpu max -m "$mem" -smp "$cpus"
+      -nodefaults -no-user-config -display none -no-reboot
+      -kernel "$cache/vmlinux" -initrd "$cache/initramfs.cpio"
+      -append "console=ttyS0 panic=-1 quiet loglevel=4 cgroup_no_v1=all vm_stage2=$here/guest-init.sh ${VM_APPEND:-}"
+      -serial "file:$tmp/console.log" -pidfile "$tmp/qemu.pid"
+      -fsdev local,id=fsroot,path=/,security_model=passthrough,multidevs=remap,readonly=on
+      -device virtio-9p-pci,fsdev=fsroot,mount_tag=hostroot
+      -fsdev "local,id=fsout,path=$out,security_model=passthrough"
+      -device virtio-9p-pci,fsdev=fsout,mount_tag=vmout)
+for n in "${!rw[@]}"; do
+    args+=(-fsdev "local,id=fsrw$n,path=${rw[$n]},security_model=passthrough,multidevs=remap"
+           -device "virtio-9p-pci,fsdev=fsrw$n,mount_tag=vmrw$n")
+done
+if [ "$disk" -gt 0 ]; then
+    truncate -s "${disk}M" "$tmp/disk.img"
+    args+=(-drive "if=none,id=vdisk,file=$tmp/disk.img,format=raw,cache=unsafe"
+           -device virtio-blk-pci,drive=vdisk)
+fi
+# shellcheck disable=SC2206
+[ -n "${VM_QEMU_EXTRA:-}" ] && args+=(${VM_QEMU_EXTRA})
+
+# qemu dies with us (pdeathsig on both timeout and qemu) and after $tmo seconds at the latest.
+setpriv --pdeathsig KILL -- timeout -k 5 "$tmo" \
+    setpriv --pdeathsig KILL -- qemu-system-x86_64 "${args[@]}" > "$tmp/qemu.log" 2>&1 &
+qpid=$!
+tail -q -n +1 -s 0.1 -f --pid=$qpid "$out/stdout" &
+t1=$!
+tail -q -n +1 -s 0.1 -f --pid=$qpid "$out/stderr" >&2 &
+t2=$!
+t3=""
+[ $verbose = 1 ] && { touch "$tmp/console.log"; tail -q -n +1 -s 0.1 -f --pid=$qpid "$tmp/console.log" >&2 & t3=$!; }
+qrc=0
+wait $qpid || qrc=$?
+qpid=""
+wait $t1 $t2 $t3 2>/dev/null || true
+
+if [ -s "$out/status" ]; then
+    rc=$(cat "$out/status")
+    [[ $rc =~ ^[0-9]+$ ]] || rc=125
+    exit "$rc"
+fi
+if [ $qrc = 124 ] || [ $qrc = 137 ]; then
+    echo "vm: timed out after ${tmo}s" >&2; rc=124
+else
+    echo "vm: the guest ended without an exit status (qemu status $qrc)" >&2; rc=125
+fi
+echo "--- qemu:" >&2; tail -n 20 "$tmp/qemu.log" >&2 || true
+echo "--- guest console (last 30 lines):" >&2; tail -n 30 "$tmp/console.log" >&2 || true
+exit $rc
