@@ -1,0 +1,303 @@
+//! Control groups: one `Manager` for cgroup v1, pure v2 and hybrid hosts.
+//!
+//! Where a container's cgroup is (runc's cgroupfs rules): `linux.cgroupsPath` absolute is taken
+//! from the root of each hierarchy; relative is taken from berth's own cgroup; absent means
+//! `<berth's own cgroup>/<id>`. The manager's state is kept in state.json so every later command
+//! drives the same directories.
+
+pub mod fs;
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::sys::signal::Signal;
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every controller on its own v1 hierarchy.
+    V1,
+    /// v1 hierarchies plus a cgroup2 mount (/sys/fs/cgroup/unified) holding some controllers.
+    Hybrid,
+    /// One cgroup2 hierarchy at /sys/fs/cgroup.
+    V2,
+}
+
+/// Everything needed to find a container's cgroups again.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CgroupState {
+    pub mode: Mode,
+    /// The cgroup path as seen from the root of the hierarchies (e.g. `/berth-test/abc`).
+    pub path: String,
+    /// v1 hierarchies: mount options key (`memory`, `cpu,cpuacct`, `name=systemd`) → directory.
+    #[serde(default)]
+    pub v1: BTreeMap<String, PathBuf>,
+    /// The cgroup2 directory (pure v2, or the unified part of a hybrid host).
+    #[serde(default)]
+    pub v2: Option<PathBuf>,
+}
+
+pub struct Manager {
+    st: CgroupState,
+}
+
+/// The host's cgroup layout.
+pub fn host_mode() -> Mode {
+    if fs::is_cgroup2(Path::new("/sys/fs/cgroup")) {
+        Mode::V2
+    } else if fs::is_cgroup2(Path::new("/sys/fs/cgroup/unified")) {
+        Mode::Hybrid
+    } else {
+        Mode::V1
+    }
+}
+
+impl Manager {
+    /// Work out the directories for a container (nothing is created yet).
+    pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager> {
+        let mode = host_mode();
+        let own = fs::own_cgroups()?;
+        let rel = |own_path: &str| -> String {
+            match cgroups_path {
+                Some(p) if p.is_absolute() => p.to_string_lossy().into_owned(),
+                Some(p) => join_cg(own_path, &p.to_string_lossy()),
+                None => join_cg(own_path, id),
+            }
+        };
+        let mounts = fs::cgroup_mounts()?;
+        let mut st = CgroupState {
+            mode,
+            path: String::new(),
+            v1: BTreeMap::new(),
+            v2: None,
+        };
+        for m in &mounts {
+            if m.v2 {
+                let keep = match mode {
+                    Mode::V2 => m.mount_point == Path::new("/sys/fs/cgroup"),
+                    Mode::Hybrid => m.mount_point == Path::new("/sys/fs/cgroup/unified"),
+                    Mode::V1 => false,
+                };
+                if keep && st.v2.is_none() {
+                    let own_path = own.get("").cloned().unwrap_or_else(|| "/".into());
+                    let p = rel(&own_path);
+                    st.v2 = Some(m.dir_for(&p)?);
+                    st.path = p;
+                }
+            } else if mode != Mode::V2 {
+                let own_path = m
+                    .controllers
+                    .iter()
+                    .find_map(|c| own.get(c.as_str()))
+                    .cloned()
+                    .unwrap_or_else(|| "/".into());
+                let p = rel(&own_path);
+                if st.path.is_empty() || m.controllers.iter().any(|c| c == "memory") {
+                    st.path = p.clone();
+                }
+                st.v1.insert(m.controllers.join(","), m.dir_for(&p)?);
+            }
+        }
+        if st.v1.is_empty() && st.v2.is_none() {
+            bail!("no cgroup hierarchy is mounted under /sys/fs/cgroup");
+        }
+        Ok(Manager { st })
+    }
+
+    pub fn from_state(st: &CgroupState) -> Manager {
+        Manager { st: st.clone() }
+    }
+
+    pub fn state(&self) -> &CgroupState {
+        &self.st
+    }
+
+    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        self.st.v1.values().chain(self.st.v2.iter())
+    }
+
+    /// The v1 directory of a controller.
+    fn v1_dir(&self, controller: &str) -> Option<&PathBuf> {
+        self.st
+            .v1
+            .iter()
+            .find(|(k, _)| k.split(',').any(|c| c == controller))
+            .map(|(_, v)| v)
+    }
+
+    /// Create the cgroup directories (and on cgroup2 enable the controllers down the path).
+    pub fn create(&self) -> Result<()> {
+        for (key, d) in &self.st.v1 {
+            fs::create_v1(d, key.split(',').any(|c| c == "cpuset"))?;
+        }
+        if let Some(d) = &self.st.v2 {
+            fs::create_v2(d)?;
+        }
+        Ok(())
+    }
+
+    /// Apply `linux.resources`.
+    pub fn apply(&self, r: &LinuxResources) -> Result<()> {
+        if let Some(m) = r.memory() {
+            if let Some(limit) = m.limit() {
+                match (self.v1_dir("memory"), self.st.mode) {
+                    (_, Mode::V2) => {
+                        let v = if limit < 0 {
+                            "max".to_string()
+                        } else {
+                            limit.to_string()
+                        };
+                        self.write_v2("memory.max", &v, "linux.resources.memory.limit")?;
+                    }
+                    (Some(d), _) => fs::write_file(
+                        d,
+                        "memory.limit_in_bytes",
+                        &limit.to_string(),
+                        "linux.resources.memory.limit",
+                    )?,
+                    (None, _) => bail!("linux.resources.memory: no memory controller on this host"),
+                }
+            }
+        }
+        if let Some(p) = r.pids() {
+            let v = if p.limit() <= 0 {
+                "max".to_string()
+            } else {
+                p.limit().to_string()
+            };
+            match (self.v1_dir("pids"), self.st.mode) {
+                (_, Mode::V2) => self.write_v2("pids.max", &v, "linux.resources.pids.limit")?,
+                (Some(d), _) => fs::write_file(d, "pids.max", &v, "linux.resources.pids.limit")?,
+                (None, _) => bail!("linux.resources.pids: no pids controller on this host"),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_v2(&self, file: &str, value: &str, field: &str) -> Result<()> {
+        let d = self
+            .st
+            .v2
+            .as_ref()
+            .ok_or_else(|| anyhow!("{field}: no cgroup2 hierarchy"))?;
+        fs::write_file(d, file, value, field)
+    }
+
+    /// On pure cgroup v2, a descriptor of the container's cgroup for clone3(CLONE_INTO_CGROUP).
+    pub fn clone_into_fd(&self) -> Result<Option<OwnedFd>> {
+        if self.st.mode != Mode::V2 {
+            return Ok(None);
+        }
+        let Some(d) = &self.st.v2 else {
+            return Ok(None);
+        };
+        let f = std::fs::File::open(d).with_context(|| format!("opening {}", d.display()))?;
+        Ok(Some(f.into()))
+    }
+
+    /// Move a process into every hierarchy (v1) / the cgroup (v2).
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        for d in self.dirs() {
+            fs::write_file(d, "cgroup.procs", &pid.to_string(), "cgroup placement")?;
+        }
+        Ok(())
+    }
+
+    /// Host pids of every process in the container's cgroup.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let d = self
+            .st
+            .v2
+            .as_ref()
+            .filter(|_| self.st.mode == Mode::V2)
+            .or_else(|| self.v1_dir("pids"))
+            .or_else(|| self.v1_dir("freezer"))
+            .or_else(|| self.dirs().next())
+            .ok_or_else(|| anyhow!("no cgroup"))?;
+        fs::read_procs(d)
+    }
+
+    fn freezer(&self) -> Option<(PathBuf, bool)> {
+        if self.st.mode == Mode::V2 {
+            self.st.v2.clone().map(|d| (d, true))
+        } else {
+            self.v1_dir("freezer").map(|d| (d.clone(), false))
+        }
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        match self.freezer() {
+            Some((d, true)) => {
+                std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            }
+            Some((d, false)) => {
+                std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
+            }
+            None => false,
+        }
+    }
+
+    pub fn freeze(&self) -> Result<()> {
+        match self.freezer() {
+            Some((d, true)) => fs::freeze_v2(&d, true),
+            Some((d, false)) => fs::freeze_v1(&d, true),
+            None => bail!("no freezer cgroup controller on this host"),
+        }
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        match self.freezer() {
+            Some((d, true)) => fs::freeze_v2(&d, false),
+            Some((d, false)) => fs::freeze_v1(&d, false),
+            None => bail!("no freezer cgroup controller on this host"),
+        }
+    }
+
+    /// Send a signal to every process of the container (frozen meanwhile, so none escapes by
+    /// forking). On cgroup v2 SIGKILL uses cgroup.kill.
+    pub fn kill_all(&self, sig: Signal) -> Result<()> {
+        if sig == Signal::SIGKILL
+            && self.st.mode == Mode::V2
+            && let Some(d) = &self.st.v2
+            && d.join("cgroup.kill").exists()
+        {
+            return fs::write_file(d, "cgroup.kill", "1", "cgroup.kill");
+        }
+        let frozen = self.freezer().is_some() && self.freeze().is_ok();
+        let mut res = Ok(());
+        for pid in self.pids()? {
+            if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+                && e != nix::errno::Errno::ESRCH
+            {
+                res = Err(anyhow!("signalling pid {pid}: {e}"));
+            }
+        }
+        if frozen {
+            let _ = self.thaw();
+        }
+        res
+    }
+
+    /// Remove the cgroup directories. Missing ones are fine; busy ones are retried briefly.
+    pub fn destroy(&self) -> Result<()> {
+        let mut err = None;
+        for d in self.dirs() {
+            if let Err(e) = fs::remove_dir(d) {
+                err = Some(e);
+            }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Join two cgroup paths ("/a" + "b/c" → "/a/b/c").
+fn join_cg(base: &str, rel: &str) -> String {
+    let base = base.trim_end_matches('/');
+    format!("{base}/{}", rel.trim_start_matches('/'))
+}

@@ -1,0 +1,176 @@
+//! The command line, runc-compatible: global options before or after the subcommand and the
+//! container id, one file per subcommand.
+
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+mod unsupported;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::logger;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    about = "berth: an OCI container runtime (a drop-in replacement for runc)",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Directory for the containers' state
+    #[arg(long, global = true, default_value = "/run/berth", value_name = "DIR")]
+    root: PathBuf,
+    /// Write log lines to this file (default: stderr)
+    #[arg(long, global = true, value_name = "PATH")]
+    log: Option<PathBuf>,
+    /// Log format
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    log_format: logger::Format,
+    /// Log debug information, including per-phase timings of create
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Manage cgroups through systemd
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto
+    #[arg(long, global = true, value_name = "true|false|auto", num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    /// Path to criu (accepted for compatibility; checkpoint/restore is not supported yet)
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+/// Options every command sees.
+pub struct Global {
+    pub root: PathBuf,
+    /// `--rootless` was given to `spec`.
+    pub rootless_spec: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a container (runs everything up to the exec of the process)
+    Create(create::Args),
+    /// Start a created container
+    Start(start::Args),
+    /// Create, start and wait for a container
+    Run(run::Args),
+    /// Print the state of a container (OCI state JSON)
+    State(state::Args),
+    /// Send a signal to a container's process (or all with --all)
+    Kill(kill::Args),
+    /// Delete a container
+    Delete(delete::Args),
+    /// List containers
+    #[command(alias = "ls")]
+    List(list::Args),
+    /// Write a default config.json
+    Spec(spec::Args),
+    /// Run a process in a running container (not supported yet)
+    Exec(unsupported::Args),
+    /// List a container's processes (not supported yet)
+    Ps(unsupported::Args),
+    /// Freeze a container (not supported yet)
+    Pause(unsupported::Args),
+    /// Thaw a paused container (not supported yet)
+    Resume(unsupported::Args),
+    /// Update a container's resources (not supported yet)
+    Update(unsupported::Args),
+    /// Container events and stats (not supported yet)
+    Events(unsupported::Args),
+    /// Describe what this runtime supports (not supported yet)
+    Features(unsupported::Args),
+    /// Checkpoint a container (not supported)
+    Checkpoint(unsupported::Args),
+    /// Restore a container (not supported)
+    Restore(unsupported::Args),
+}
+
+pub fn main() -> Result<i32> {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 1,
+                _ => 1,
+            };
+            let _ = e.print();
+            return Ok(code);
+        }
+    };
+    if cli.version {
+        print_version();
+        return Ok(0);
+    }
+    logger::init(cli.log.as_deref(), cli.log_format, cli.debug)?;
+    let Some(cmd) = cli.cmd else {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        return Ok(1);
+    };
+    if cli.systemd_cgroup {
+        bail!(
+            "--systemd-cgroup: the systemd cgroup driver is not supported yet; run without it (cgroupfs driver)"
+        );
+    }
+    let rootless = match cli.rootless.as_deref() {
+        None | Some("auto") => !nix::unistd::geteuid().is_root(),
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => bail!("--rootless: {other:?} is not one of true, false, auto"),
+    };
+    let is_spec = matches!(cmd, Cmd::Spec(_));
+    if rootless && !is_spec {
+        bail!("rootless containers are not supported yet: run berth as root");
+    }
+    let g = Global {
+        root: cli.root,
+        rootless_spec: is_spec && rootless,
+    };
+    match cmd {
+        Cmd::Create(a) => create::run(&g, a),
+        Cmd::Start(a) => start::run(&g, a),
+        Cmd::Run(a) => run::run(&g, a),
+        Cmd::State(a) => state::run(&g, a),
+        Cmd::Kill(a) => kill::run(&g, a),
+        Cmd::Delete(a) => delete::run(&g, a),
+        Cmd::List(a) => list::run(&g, a),
+        Cmd::Spec(a) => spec::run(&g, a),
+        Cmd::Exec(_) => unsupported::fail("exec"),
+        Cmd::Ps(_) => unsupported::fail("ps"),
+        Cmd::Pause(_) => unsupported::fail("pause"),
+        Cmd::Resume(_) => unsupported::fail("resume"),
+        Cmd::Update(_) => unsupported::fail("update"),
+        Cmd::Events(_) => unsupported::fail("events"),
+        Cmd::Features(_) => unsupported::fail("features"),
+        Cmd::Checkpoint(_) => unsupported::fail("checkpoint"),
+        Cmd::Restore(_) => unsupported::fail("restore"),
+    }
+}
+
+fn print_version() {
+    println!("berth version {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "commit: {}",
+        option_env!("BERTH_COMMIT").unwrap_or("unknown")
+    );
+    println!("spec: {}", crate::SPEC_VERSION);
+    let v = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "unknown".into());
+    println!("libseccomp: {v}");
+}

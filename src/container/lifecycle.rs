@@ -1,0 +1,107 @@
+//! start and delete, shared by the `start`, `run` and `delete` commands.
+
+use anyhow::{Result, anyhow, bail};
+use nix::sys::signal::Signal;
+use oci_spec::runtime::Spec;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::{Duration, Instant};
+
+use super::state::{Container, EXEC_FIFO, Status, process_matches};
+use crate::cgroups::Manager;
+use crate::hooks;
+
+/// The spec saved in the state dir at create.
+pub fn saved_spec(c: &Container) -> Result<Spec> {
+    let text = std::fs::read(c.config_path())
+        .map_err(|e| anyhow!("reading {}: {e}", c.config_path().display()))?;
+    let v = crate::config::parse_value(&text)?;
+    crate::config::deserialize(&v)
+}
+
+/// Let a created container's process exec, then run the poststart hooks.
+pub fn start(c: &Container) -> Result<()> {
+    let id = &c.state.id;
+    match c.status() {
+        Status::Created => {}
+        Status::Stopped => bail!("cannot start container {id:?}: it has stopped"),
+        Status::Running | Status::Paused => {
+            bail!("cannot start container {id:?}: it is already running")
+        }
+        Status::Creating => bail!("cannot start container {id:?}: it is still being created"),
+    }
+    let fifo = c.dir.join(EXEC_FIFO);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                anyhow!("cannot start container {id:?}: its process is no longer waiting (it died)")
+            } else {
+                anyhow!(
+                    "cannot start container {id:?}: opening {}: {e}",
+                    fifo.display()
+                )
+            }
+        })?;
+    f.write_all(&[0])
+        .map_err(|e| anyhow!("cannot start container {id:?}: {e}"))?;
+    drop(f);
+    let _ = std::fs::remove_file(&fifo);
+    let spec = saved_spec(c)?;
+    if let Some(h) = spec.hooks() {
+        let st = serde_json::to_vec(&c.oci_state(Status::Running))?;
+        hooks::run_all_warn("poststart", h.poststart().as_ref(), &st);
+    }
+    Ok(())
+}
+
+/// Remove a container: kill what is left, remove its cgroup, run poststop hooks, remove its
+/// state directory. The caller decides whether the status allows it.
+pub fn destroy(c: &Container) -> Result<()> {
+    let mgr = c.state.cgroup.as_ref().map(Manager::from_state);
+    if let Some(m) = &mgr {
+        if m.is_frozen() {
+            let _ = m.thaw();
+        }
+        let _ = m.kill_all(Signal::SIGKILL);
+    }
+    if process_matches(c.state.pid, c.state.pid_start) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid), Signal::SIGKILL);
+    }
+    wait_gone(c.state.pid, c.state.pid_start, Duration::from_secs(10));
+    if let Some(m) = &mgr {
+        // Processes leave the cgroup shortly after they die.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while m.pids().map(|p| !p.is_empty()).unwrap_or(false) && Instant::now() < deadline {
+            let _ = m.kill_all(Signal::SIGKILL);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        m.destroy()?;
+    }
+    if c.state.status != Status::Creating
+        && let Ok(spec) = saved_spec(c)
+        && let Some(h) = spec.hooks()
+    {
+        let st = serde_json::to_vec(&c.oci_state(Status::Stopped))?;
+        hooks::run_all_warn("poststop", h.poststop().as_ref(), &st);
+    }
+    std::fs::remove_dir_all(&c.dir)
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| anyhow!("removing {}: {e}", c.dir.display()))?;
+    Ok(())
+}
+
+fn wait_gone(pid: i32, start: u64, max: Duration) {
+    let deadline = Instant::now() + max;
+    while process_matches(pid, start) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,31 @@
+//! A container as the state directory `<root>/<id>/` describes it: state, locking, status.
+
+pub mod lifecycle;
+pub mod state;
+
+pub use state::{Container, State, Status};
+
+use anyhow::{Result, bail};
+
+/// Container ids as runc accepts them: not empty, no `/`, not `.` or `..`, printable, bounded.
+pub fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        bail!("invalid container id: must not be empty");
+    }
+    if id.len() > 1024 {
+        bail!("invalid container id: longer than 1024 characters");
+    }
+    if id == "." || id == ".." || id.contains('/') || id.contains("..") {
+        bail!("invalid container id {id:?}: must not contain \"/\" or \"..\"");
+    }
+    if id.starts_with('.') {
+        bail!("invalid container id {id:?}: must not start with \".\"");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.' | ':' | '@'))
+    {
+        bail!("invalid container id {id:?}: use letters, digits and _ + - . : @");
+    }
+    Ok(())
+}

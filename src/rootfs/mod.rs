@@ -1,0 +1,258 @@
+//! The container's filesystem view (config.md "Root", "Mounts"; config-linux.md "Devices",
+//! "Masked Paths", "Readonly Paths", "Rootfs Mount Propagation"). Runs in the child, in its own
+//! mount namespace, in this order: propagation → rootfs bind → mounts → devices → symlinks →
+//! (hooks) → pivot_root → read-only root, masked and read-only paths.
+
+pub mod devices;
+pub mod mounts;
+pub mod resolve;
+
+use anyhow::{Result, anyhow, bail};
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::SFlag;
+use oci_spec::runtime::Spec;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use resolve::{Kind, Root, fd_path};
+
+/// Set the propagation of the whole view and make the rootfs a mount point.
+pub fn prepare_root(rootfs: &Path, propagation: Option<&str>) -> Result<MsFlags> {
+    let prop = match propagation {
+        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(p) => mounts::propagation_flag(p)
+            .ok_or_else(|| anyhow!("linux.rootfsPropagation: {p:?} is not one of shared, slave, private, unbindable (r-prefixed too)"))?,
+    };
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .map_err(|e| anyhow!("setting mount propagation of /: {e}"))?;
+    // pivot_root refuses a new root whose parent mount is shared.
+    make_parent_private(rootfs)?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        anyhow!(
+            "bind-mounting the rootfs {} onto itself: {e}",
+            rootfs.display()
+        )
+    })?;
+    Ok(prop)
+}
+
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut best: Option<(String, bool)> = None;
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 7 {
+            continue;
+        }
+        let mp = f[4].replace("\\040", " ");
+        if rootfs.starts_with(&mp) && best.as_ref().is_none_or(|(b, _)| mp.len() >= b.len()) {
+            let shared = f[6..]
+                .iter()
+                .take_while(|x| **x != "-")
+                .any(|x| x.starts_with("shared:"));
+            best = Some((mp, shared));
+        }
+    }
+    if let Some((mp, true)) = best {
+        mount(
+            None::<&str>,
+            mp.as_str(),
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("making {mp} private: {e}"))?;
+    }
+    Ok(())
+}
+
+/// All of `mounts`, then /dev.
+pub fn mount_all(root: &Root, spec: &Spec, ctx: &mounts::Ctx, userns: bool) -> Result<()> {
+    let list = spec.mounts().as_deref().unwrap_or(&[]);
+    for (i, m) in list.iter().enumerate() {
+        mounts::mount_entry(root, m, i, ctx)?;
+    }
+    // A /dev bound from the host already has its devices.
+    let dev_is_bind = list.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && mounts::parse(m.options().as_deref().unwrap_or(&[])).bind()
+    });
+    if !dev_is_bind {
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let mut devs = devices::defaults();
+        if let Some(l) = spec.linux() {
+            for (i, d) in l.devices().iter().flatten().enumerate() {
+                devs.retain(|x| x.path != *d.path());
+                devs.push(devices::from_spec(d, i)?);
+            }
+        }
+        let res = devs
+            .iter()
+            .try_for_each(|d| devices::create(root, d, userns));
+        nix::sys::stat::umask(old);
+        res?;
+        devices::symlinks(root)?;
+    }
+    Ok(())
+}
+
+/// Make the rootfs the root: pivot_root, or MS_MOVE + chroot with --no-pivot.
+pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    nix::unistd::chdir(rootfs).map_err(|e| anyhow!("chdir to rootfs: {e}"))?;
+    if no_pivot {
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("moving the rootfs to / (--no-pivot): {e}"))?;
+        nix::unistd::chroot(".").map_err(|e| anyhow!("chroot (--no-pivot): {e}"))?;
+    } else {
+        let old = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| anyhow!("opening /: {e}"))?;
+        // pivot_root(".", ".") stacks the old root on top of the new one; it is then unmounted.
+        crate::sys::pivot_root(Path::new("."), Path::new("."))
+            .map_err(|e| anyhow!("pivot_root to {}: {e}", rootfs.display()))?;
+        nix::unistd::fchdir(&old).map_err(|e| anyhow!("fchdir to the old root: {e}"))?;
+        // Never let the unmount propagate to the host.
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("making the old root a slave: {e}"))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(|e| anyhow!("unmounting the old root: {e}"))?;
+    }
+    nix::unistd::chdir("/").map_err(|e| anyhow!("chdir to /: {e}"))?;
+    Ok(())
+}
+
+/// After pivot_root: propagation of / when shared or unbindable was asked for.
+pub fn set_root_propagation(prop: MsFlags) -> Result<()> {
+    if prop.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE) {
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .map_err(|e| anyhow!("linux.rootfsPropagation: applying to /: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `root.readonly`: remount / read-only (keeping what the kernel locked in a user namespace).
+pub fn readonly_root(userns: bool) -> Result<()> {
+    mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY | MsFlags::MS_REC, userns)
+        .map_err(|e| anyhow!("root.readonly: remounting / read-only: {e}"))
+}
+
+/// `linux.maskedPaths`: files get /dev/null bound over them (verified to be char 1:3),
+/// directories a read-only empty tmpfs. Absent paths are skipped.
+pub fn mask_paths(paths: &[String], label: Option<&str>) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let root = Root::open(Path::new("/"))?;
+    let null =
+        std::fs::metadata("/dev/null").map_err(|e| anyhow!("linux.maskedPaths: /dev/null: {e}"))?;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if !null.file_type().is_char_device() || null.rdev() != nix::sys::stat::makedev(1, 3) {
+        bail!("linux.maskedPaths: /dev/null in the container is not the null device (char 1:3)");
+    }
+    for (i, p) in paths.iter().enumerate() {
+        let Some(fd) = root.open_path(Path::new(p))? else {
+            continue;
+        };
+        let st = nix::sys::stat::fstat(fd.as_fd())
+            .map_err(|e| anyhow!("linux.maskedPaths[{i}]: {p}: {e}"))?;
+        let target = fd_path(fd.as_fd());
+        let r = if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
+            let data = match label {
+                Some(l) => format!("size=0,context=\"{l}\""),
+                None => "size=0".into(),
+            };
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some(data.as_str()),
+            )
+        } else {
+            mount(
+                Some("/dev/null"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        };
+        r.map_err(|e| anyhow!("linux.maskedPaths[{i}]: masking {p}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `linux.readonlyPaths`: bound onto themselves read-only. Absent paths are skipped.
+pub fn readonly_paths(paths: &[String], userns: bool) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let root = Root::open(Path::new("/"))?;
+    for (i, p) in paths.iter().enumerate() {
+        let Some(fd) = root.open_path(Path::new(p))? else {
+            continue;
+        };
+        let target = fd_path(fd.as_fd());
+        mount(
+            Some(&target),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("linux.readonlyPaths[{i}]: binding {p}: {e}"))?;
+        let fd2 = root
+            .open_path(Path::new(p))?
+            .ok_or_else(|| anyhow!("linux.readonlyPaths[{i}]: {p} vanished"))?;
+        mounts::remount_bind(
+            &fd_path(fd2.as_fd()),
+            MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_REC,
+            userns,
+        )
+        .or_else(|e| match e {
+            // Some filesystems refuse nosuid/nodev/noexec changes; read-only is what matters.
+            Errno::EPERM | Errno::EINVAL => mounts::remount_bind(
+                &fd_path(fd2.as_fd()),
+                MsFlags::MS_RDONLY | MsFlags::MS_REC,
+                userns,
+            ),
+            e => Err(e),
+        })
+        .map_err(|e| anyhow!("linux.readonlyPaths[{i}]: remounting {p} read-only: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Unused helper kept for mount targets that must be a directory.
+#[allow(dead_code)]
+pub fn ensure_dir(root: &Root, p: &Path) -> Result<()> {
+    root.mkdir_all(p, Kind::Dir).map(drop)
+}

@@ -1,0 +1,470 @@
+//! The create path, child side: from the clone to the exec of the container process. Every
+//! error is reported to the parent over the sync socket with its reason, then the child exits.
+
+use anyhow::{Result, anyhow, bail};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::Spec;
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::plan::Plan;
+use super::sync::{Channel, Msg};
+use super::{Options, clone};
+use crate::cgroups::CgroupState;
+use crate::config::Bundle;
+use crate::container::{Container, State, Status};
+use crate::rootfs::{self, mounts, resolve::Root};
+use crate::security::caps;
+
+pub struct Ctx<'a> {
+    pub plan: &'a Plan,
+    pub spec: &'a Spec,
+    pub bundle: &'a Bundle,
+    pub opts: &'a Options,
+    pub sync: Channel,
+    pub fifo: RawFd,
+    pub console: Option<RawFd>,
+    pub cgroup: &'a CgroupState,
+    pub state: &'a State,
+}
+
+/// Entry point of the cloned child. Never returns.
+pub fn run(ctx: Ctx) -> ! {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| setup(&ctx)));
+    let err = match r {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(_) => "internal error in the container setup (a bug in berth)".to_string(),
+    };
+    let _ = ctx.sync.send(&Msg::Error(err));
+    // SAFETY: _exit never returns and runs no atexit handlers or destructors of the parent's
+    // state we were copied from.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
+    sync.send(&m)?;
+    match sync.recv()? {
+        Some((Msg::Go, _)) => Ok(None),
+        Some((Msg::HooksDone(pid), _)) => Ok(Some(pid)),
+        Some((Msg::Abort(why), _)) => bail!("{why}"),
+        Some((other, _)) => bail!("unexpected message from berth: {other:?}"),
+        None => bail!("berth went away"),
+    }
+}
+
+fn die_with_parent(expected_parent: i32) -> Result<()> {
+    crate::sys::set_pdeathsig(Some(Signal::SIGKILL))
+        .map_err(|e| anyhow!("prctl(PDEATHSIG): {e}"))?;
+    let pp = nix::unistd::getppid().as_raw();
+    if pp != expected_parent && pp != 0 {
+        bail!("berth exited during setup");
+    }
+    Ok(())
+}
+
+fn setup(ctx: &Ctx) -> Result<Never> {
+    let plan = ctx.plan;
+    let spec = ctx.spec;
+    let parent = ctx.state.creator_pid;
+    die_with_parent(parent)?;
+
+    // ---- namespaces ----
+    for (t, path, flag) in &plan.joins {
+        let f = std::fs::File::open(path)
+            .map_err(|e| anyhow!("linux.namespaces: opening {} ({t:?}): {e}", path.display()))?;
+        setns(f.as_fd(), CloneFlags::from_bits_retain(*flag))
+            .map_err(|e| anyhow!("linux.namespaces: joining {} ({t:?}): {e}", path.display()))?;
+    }
+    if plan.new_userns {
+        if plan.clone_flags & libc::CLONE_NEWUSER == 0 {
+            unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| anyhow!("unshare(user): {e}"))?;
+        }
+        request(&ctx.sync, Msg::UserNs)?;
+    }
+    if plan.in_userns {
+        // Become the container's root (if it is mapped) for the rest of the setup.
+        let _ = nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0));
+        let _ = nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
+        // The credential change cleared the parent-death signal.
+        die_with_parent(parent)?;
+    }
+    if plan.unshare_flags != 0 {
+        unshare(CloneFlags::from_bits_retain(plan.unshare_flags))
+            .map_err(|e| anyhow!("linux.namespaces: unshare: {e}"))?;
+    }
+    // The cgroup namespace must be rooted at the container's cgroup: wait for the placement.
+    if plan.cgroup_ns {
+        request(&ctx.sync, Msg::Sync)?;
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| anyhow!("linux.namespaces: new cgroup namespace: {e}"))?;
+    }
+    if plan.second_fork {
+        second_fork(ctx)?;
+    }
+    nix::unistd::setsid().map_err(|e| anyhow!("setsid: {e}"))?;
+
+    // ---- rootfs ----
+    let rootfs = &ctx.bundle.rootfs;
+    let linux = spec.linux().as_ref();
+    let prop = rootfs::prepare_root(
+        rootfs,
+        linux.and_then(|l| l.rootfs_propagation().as_deref()),
+    )?;
+    let root = Root::open(rootfs)?;
+    let mount_label = linux.and_then(|l| l.mount_label().as_deref());
+    let mctx = mounts::Ctx {
+        bundle: &ctx.bundle.dir,
+        in_userns: plan.in_userns,
+        cgroup_ns: plan.cgroup_ns,
+        cgroup: Some(ctx.cgroup),
+        mount_label,
+    };
+    rootfs::mount_all(&root, spec, &mctx, plan.in_userns)?;
+    drop(root);
+
+    // ---- hooks in the runtime namespace (run by berth), then createContainer here ----
+    let mut host_pid = 0;
+    if plan.has_hooks {
+        host_pid = request(&ctx.sync, Msg::RunHooks)?.unwrap_or(0);
+        if let Some(h) = spec.hooks() {
+            let st = hook_state(ctx, host_pid, Status::Created);
+            crate::hooks::run_all("createContainer", h.create_container().as_ref(), &st)?;
+        }
+    }
+
+    // ---- pivot_root and what is done from inside ----
+    rootfs::pivot(rootfs, ctx.opts.no_pivot)?;
+    rootfs::set_root_propagation(prop)?;
+    if let Some(l) = linux {
+        rootfs::mask_paths(l.masked_paths().as_deref().unwrap_or(&[]), mount_label)?;
+        rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or(&[]), plan.in_userns)?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly().unwrap_or(false))
+    {
+        rootfs::readonly_root(plan.in_userns)?;
+    }
+    if plan.terminal {
+        let (master, peer) = crate::tty::open_pty()?;
+        if let Some(sz) = spec.process().as_ref().and_then(|p| p.console_size()) {
+            crate::tty::set_size(peer_raw(&peer), sz.height() as u16, sz.width() as u16);
+        }
+        let sock = ctx
+            .console
+            .ok_or_else(|| anyhow!("process.terminal: no console socket"))?;
+        crate::tty::send_master(sock, peer_raw(&master))?;
+        drop(master);
+        crate::tty::make_stdio(&peer)?;
+        let _ = nix::unistd::fchown(peer.as_fd(), Some(Uid::from_raw(plan.uid)), None);
+    }
+    if let Some(l) = linux {
+        set_sysctls(l.sysctl().as_ref())?;
+    }
+    if let Some(h) = spec.hostname()
+        && !h.is_empty()
+    {
+        nix::unistd::sethostname(h).map_err(|e| anyhow!("hostname: {e}"))?;
+    }
+    if let Some(d) = spec.domainname()
+        && !d.is_empty()
+    {
+        // SAFETY: setdomainname with a pointer and length of a live byte string.
+        let r = unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) };
+        if r != 0 {
+            bail!("domainname: {}", std::io::Error::last_os_error());
+        }
+    }
+    for r in &plan.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: r.soft,
+            rlim_max: r.hard,
+        };
+        // SAFETY: setrlimit with a valid struct.
+        if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
+            bail!(
+                "process.rlimits: setting {} to {}/{}: {}",
+                r.name,
+                r.soft,
+                r.hard,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    if let Some(adj) = plan.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))?;
+    }
+    if !ctx.opts.no_new_keyring {
+        match crate::sys::join_session_keyring(&format!("_ses.{}", ctx.opts.id)) {
+            Ok(())
+            | Err(nix::errno::Errno::ENOSYS)
+            | Err(nix::errno::Errno::EACCES)
+            | Err(nix::errno::Errno::EPERM) => {}
+            Err(e) => bail!("creating a session keyring: {e}"),
+        }
+    }
+
+    // ---- the process: cwd, user, capabilities, no_new_privs, seccomp ----
+    let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
+    if let Some(c) = &plan.caps {
+        caps::drop_bounding(c)?;
+    }
+    // Without noNewPrivileges the filter goes in before the privileges are dropped (as runc).
+    let mut listener: Option<OwnedFd> = None;
+    if let Some(f) = &plan.seccomp
+        && !plan.no_new_privs
+    {
+        listener = f.load()?;
+    }
+    switch_user(plan)?;
+    if let Some(c) = &plan.caps {
+        caps::apply(c)?;
+    }
+    if !cwd_ok_as_root {
+        nix::unistd::chdir(&plan.cwd)
+            .map_err(|e| anyhow!("process.cwd: {}: {e}", plan.cwd.display()))?;
+    }
+    verify_cwd(&plan.cwd)?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask));
+    if plan.no_new_privs {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| anyhow!("process.noNewPrivileges: {e}"))?;
+    }
+    let mut env = plan.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(plan.uid)));
+    }
+    let exe = find_executable(&plan.args[0], &env)?;
+    let envp: Vec<CString> = env
+        .iter()
+        .filter_map(|e| CString::new(e.as_str()).ok())
+        .collect();
+    crate::security::labels::apply_exec_labels(spec)?;
+
+    // ---- ready: wait for `start` ----
+    if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs) {
+        // Loaded at the very end; the notify listener must still reach berth before `ready`.
+        listener = f.load()?;
+    }
+    if let Some(l) = listener.take() {
+        ctx.sync
+            .send_with_fd(&Msg::SeccompListener, Some(peer_raw(&l)))?;
+        match ctx.sync.recv()? {
+            Some((Msg::Go, _)) => {}
+            Some((Msg::Abort(why), _)) => bail!("{why}"),
+            _ => bail!("berth went away"),
+        }
+    }
+    crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
+    ctx.sync.send(&Msg::Ready)?;
+    wait_for_start(ctx.fifo)?;
+
+    if let Some(h) = spec.hooks()
+        && h.start_container().as_ref().is_some_and(|v| !v.is_empty())
+    {
+        let st = hook_state(ctx, host_pid, Status::Running);
+        if let Err(e) = crate::hooks::run_all("startContainer", h.start_container().as_ref(), &st) {
+            eprintln!("berth: {e:#}");
+            // SAFETY: see run().
+            unsafe { libc::_exit(1) }
+        }
+    }
+    exec(ctx, &exe, &envp)
+}
+
+fn peer_raw(f: &OwnedFd) -> RawFd {
+    use std::os::fd::AsRawFd;
+    f.as_raw_fd()
+}
+
+/// Enter a new pid namespace (or the joined one) and/or a new time namespace by forking: the
+/// child of this process is the container process. This process reports its pid and waits to be
+/// killed by berth.
+fn second_fork(ctx: &Ctx) -> Result<()> {
+    let plan = ctx.plan;
+    if plan.time_ns {
+        unshare(CloneFlags::from_bits_retain(0x80))
+            .map_err(|e| anyhow!("linux.namespaces: new time namespace: {e}"))?;
+        for off in &plan.time_offsets {
+            std::fs::write("/proc/self/timens_offsets", off)
+                .map_err(|e| anyhow!("linux.timeOffsets: writing {off:?}: {e}"))?;
+        }
+    }
+    if plan.unshare_pid {
+        unshare(CloneFlags::CLONE_NEWPID)
+            .map_err(|e| anyhow!("linux.namespaces: new pid namespace: {e}"))?;
+    }
+    let me = std::process::id() as i32;
+    match clone::fork()? {
+        clone::Forked::Child => {
+            die_with_parent(me)?;
+            Ok(())
+        }
+        clone::Forked::Parent(pid) => {
+            ctx.sync.send(&Msg::Pid(pid))?;
+            loop {
+                // Killed by berth once the container process is ready (or on failure).
+                nix::unistd::pause();
+            }
+        }
+    }
+}
+
+fn hook_state(ctx: &Ctx, pid: i32, status: Status) -> Vec<u8> {
+    let mut s = ctx.state.clone();
+    s.pid = pid;
+    let c = Container {
+        dir: PathBuf::new(),
+        state: s,
+    };
+    serde_json::to_vec(&c.oci_state(status)).unwrap_or_default()
+}
+
+/// `linux.sysctl`, written through /proc/sys after checking it is procfs.
+fn set_sysctls(sysctl: Option<&std::collections::HashMap<String, String>>) -> Result<()> {
+    let Some(map) = sysctl else { return Ok(()) };
+    if map.is_empty() {
+        return Ok(());
+    }
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let st = nix::sys::statfs::statfs("/proc/sys")
+        .map_err(|e| anyhow!("linux.sysctl: /proc/sys: {e}"))?;
+    if st.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
+        bail!("linux.sysctl: /proc/sys in the container is not procfs");
+    }
+    for (k, v) in map {
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, v).map_err(|e| anyhow!("linux.sysctl: setting {k}={v}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn switch_user(plan: &Plan) -> Result<()> {
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| anyhow!("prctl(KEEPCAPS): {e}"))?;
+    let groups: Vec<Gid> = plan
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    let setgroups_denied =
+        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if !setgroups_denied {
+        nix::unistd::setgroups(&groups)
+            .map_err(|e| anyhow!("process.user.additionalGids: setgroups: {e}"))?;
+    } else if !groups.is_empty() {
+        bail!("process.user.additionalGids: setgroups is denied in this user namespace");
+    }
+    let g = Gid::from_raw(plan.gid);
+    nix::unistd::setresgid(g, g, g)
+        .map_err(|e| anyhow!("process.user.gid: setting gid {}: {e}", plan.gid))?;
+    let u = Uid::from_raw(plan.uid);
+    nix::unistd::setresuid(u, u, u)
+        .map_err(|e| anyhow!("process.user.uid: setting uid {}: {e}", plan.uid))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| anyhow!("prctl(KEEPCAPS): {e}"))?;
+    Ok(())
+}
+
+fn verify_cwd(cwd: &Path) -> Result<()> {
+    let now =
+        std::env::current_dir().map_err(|e| anyhow!("process.cwd: {}: {e}", cwd.display()))?;
+    if !now.is_absolute() || now.as_os_str().as_bytes().starts_with(b"(unreachable)") {
+        bail!("process.cwd: {} is outside the container", cwd.display());
+    }
+    Ok(())
+}
+
+fn home_of(uid: u32) -> String {
+    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) {
+            return f[5].to_string();
+        }
+    }
+    "/".into()
+}
+
+/// The executable: a name with a `/` as is, a bare name through PATH of `process.env`.
+fn find_executable(arg0: &CString, env: &[String]) -> Result<CString> {
+    let name = arg0.to_string_lossy().into_owned();
+    let check = |p: &Path| -> Result<(), String> {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => Err("is a directory".into()),
+            Ok(_) => match nix::unistd::access(p, nix::unistd::AccessFlags::X_OK) {
+                Ok(()) => Ok(()),
+                Err(e) => Err(format!("not executable: {e}")),
+            },
+            Err(e) => Err(format!("{e}")),
+        }
+    };
+    if name.contains('/') {
+        return match check(Path::new(&name)) {
+            Ok(()) => Ok(arg0.clone()),
+            Err(why) => bail!("process.args[0]: {name}: {why}"),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let mut last = None;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let p = Path::new(dir).join(&name);
+        match check(&p) {
+            Ok(()) => {
+                return CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("bad path"));
+            }
+            Err(why) if p.exists() => last = Some(format!("{}: {why}", p.display())),
+            Err(_) => {}
+        }
+    }
+    match last {
+        Some(l) => bail!("process.args[0]: {l}"),
+        None => bail!("process.args[0]: executable {name:?} not found in $PATH ({path})"),
+    }
+}
+
+/// Block until `start` writes to the exec fifo.
+fn wait_for_start(fifo: RawFd) -> Result<()> {
+    // SAFETY: the fifo descriptor stays open in this process until exec.
+    let fd = unsafe { BorrowedFd::borrow_raw(fifo) };
+    loop {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("waiting on the exec fifo: {e}"),
+        }
+        let mut b = [0u8; 1];
+        match nix::unistd::read(fd, &mut b) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                // A writer came and went without writing: keep waiting.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => bail!("reading the exec fifo: {e}"),
+        }
+    }
+}
+
+fn exec(ctx: &Ctx, exe: &CString, envp: &[CString]) -> ! {
+    // Signals: the mask and the ignored dispositions survive exec; give the process defaults.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let _ = crate::sys::cloexec_from(3 + ctx.plan.preserve_fds);
+    let err = nix::unistd::execve(exe, &ctx.plan.args, envp).unwrap_err();
+    eprintln!("berth: exec {}: {err}", exe.to_string_lossy());
+    // SAFETY: see run().
+    unsafe { libc::_exit(127) }
+}

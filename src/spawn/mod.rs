@@ -1,0 +1,409 @@
+//! The create path, parent side, top to bottom: validate → claim the id (a `creating` state) →
+//! cgroup → exec fifo, console socket, sync socket → clone → id maps, cgroup placement, hooks →
+//! `created` state. The child side is in `child.rs`. Any error rolls everything back.
+
+pub mod child;
+pub mod clone;
+pub mod plan;
+pub mod sync;
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::cgroups::Manager;
+use crate::config::Bundle;
+use crate::container::state::{self, CONFIG_FILE, EXEC_FIFO, STATE_FILE, write_atomic};
+use crate::container::{Container, State, Status};
+use crate::hooks;
+use crate::logger;
+use sync::Msg;
+
+pub struct Options {
+    pub id: String,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// `run` with a terminal and no console socket: berth receives the master itself.
+    pub console_relay: bool,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+pub struct Created {
+    pub container: Container,
+    /// The pty master, when `console_relay` was asked for.
+    pub console_master: Option<OwnedFd>,
+}
+
+/// Per-phase timings for `--debug`.
+struct Phases {
+    last: std::time::Instant,
+    on: bool,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            last: std::time::Instant::now(),
+            on: logger::debug_enabled(),
+        }
+    }
+    fn mark(&mut self, what: &str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            logger::debug(&format!(
+                "create phase {what}: {:.2} ms",
+                (now - self.last).as_secs_f64() * 1000.0
+            ));
+            self.last = now;
+        }
+    }
+}
+
+/// Undo what a failed create did, in reverse: processes, cgroup, state directory.
+struct Rollback {
+    dir: Option<PathBuf>,
+    cgroup: Option<Manager>,
+    children: Vec<i32>,
+    armed: bool,
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for &pid in &self.children {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(m) = &self.cgroup {
+            let _ = m.kill_all(Signal::SIGKILL);
+            for _ in 0..500 {
+                if m.pids().map(|p| p.is_empty()).unwrap_or(true) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            if let Err(e) = m.destroy() {
+                logger::warn(&format!("rollback: {e:#}"));
+            }
+        }
+        if let Some(d) = &self.dir
+            && let Err(e) = std::fs::remove_dir_all(d)
+        {
+            logger::warn(&format!("rollback: removing {}: {e}", d.display()));
+        }
+    }
+}
+
+/// Claim `<root>/<id>` atomically: the directory is built aside with its `creating` state and
+/// renamed into place with RENAME_NOREPLACE, so of two racing creates exactly one wins.
+fn claim(root: &Path, st: &State, config: &[u8]) -> Result<PathBuf> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(root)
+        .map_err(|e| anyhow!("creating state root {}: {e}", root.display()))?;
+    let dir = state::container_dir(root, &st.id);
+    if dir.exists() {
+        bail!("container {:?} already exists", st.id);
+    }
+    let tmp = root.join(format!(".creating-{}-{}", st.id, std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::DirBuilder::new()
+        .mode(0o711)
+        .create(&tmp)
+        .map_err(|e| anyhow!("creating {}: {e}", tmp.display()))?;
+    let res = (|| -> Result<()> {
+        write_atomic(&tmp.join(STATE_FILE), &serde_json::to_vec(st)?, false)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(tmp.join(CONFIG_FILE))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, config))
+            .map_err(|e| anyhow!("saving config.json in the state dir: {e}"))?;
+        nix::unistd::mkfifo(
+            &tmp.join(EXEC_FIFO),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| anyhow!("creating the exec fifo: {e}"))?;
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &tmp,
+            nix::fcntl::AT_FDCWD,
+            &dir,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(|e| match e {
+            nix::errno::Errno::EEXIST | nix::errno::Errno::ENOTEMPTY => {
+                anyhow!("container {:?} already exists", st.id)
+            }
+            e => anyhow!("creating {}: {e}", dir.display()),
+        })
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    Ok(dir)
+}
+
+pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
+    let mut ph = Phases::new();
+    crate::container::validate_id(&opts.id)?;
+    let plan = plan::Plan::new(&bundle, opts).context("config.json")?;
+    ph.mark("parse+validate");
+
+    let (me_start, owner) = (
+        state::process_start_time(std::process::id() as i32).unwrap_or(0),
+        nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| nix::unistd::geteuid().to_string()),
+    );
+    let spec = &bundle.spec;
+    let mgr = Manager::new(
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_deref()),
+        &opts.id,
+    )?;
+    let mut st = State {
+        id: opts.id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        pid_start: 0,
+        creator_pid: std::process::id() as i32,
+        creator_start: me_start,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: logger::rfc3339_now(),
+        owner,
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: Some(mgr.state().clone()),
+        rootless: false,
+    };
+    let config_bytes = serde_json::to_vec(&bundle.raw)?;
+    let dir = claim(root, &st, &config_bytes)?;
+    let mut rb = Rollback {
+        dir: Some(dir.clone()),
+        cgroup: None,
+        children: vec![],
+        armed: true,
+    };
+    let lock_file = std::fs::File::open(&dir)?;
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow!("locking {}: {e}", dir.display()))?;
+    ph.mark("state");
+
+    mgr.create()?;
+    rb.cgroup = Some(Manager::from_state(mgr.state()));
+    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        mgr.apply(r)?;
+    }
+    let cgroup_fd = mgr.clone_into_fd()?;
+    ph.mark("cgroup");
+
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir.join(EXEC_FIFO))
+        .map_err(|e| anyhow!("opening the exec fifo: {e}"))?;
+    let console: Option<OwnedFd> = match (&opts.console_socket, opts.console_relay) {
+        (Some(p), _) => Some(crate::tty::connect(p)?),
+        (None, true) => None,
+        (None, false) => {
+            if plan.terminal {
+                bail!(
+                    "process.terminal is true: pass --console-socket (or use `berth run` in the foreground)"
+                );
+            }
+            None
+        }
+    };
+    let (relay_parent, relay_child) = if opts.console_relay && plan.terminal {
+        let (a, b) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
+    let console_child = console
+        .as_ref()
+        .or(relay_child.as_ref())
+        .map(|f| f.as_raw_fd());
+    let (parent_ch, child_ch) = sync::pair()?;
+
+    // ---- the fork ----
+    let (forked, placed) =
+        clone::clone(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))?;
+    let child_pid = match forked {
+        clone::Forked::Child => {
+            drop(parent_ch);
+            // Never returns: the child either execs the container process or exits.
+            child::run(child::Ctx {
+                plan: &plan,
+                spec,
+                bundle: &bundle,
+                opts,
+                sync: child_ch,
+                fifo: fifo.as_raw_fd(),
+                console: console_child,
+                cgroup: mgr.state(),
+                state: &st,
+            })
+        }
+        clone::Forked::Parent(pid) => pid,
+    };
+    drop(child_ch);
+    drop(relay_child);
+    drop(fifo);
+    drop(console);
+    rb.children.push(child_pid);
+    ph.mark("clone");
+
+    // The v1 move (the slow part on v1 kernels) overlaps with the child's own setup.
+    if !placed {
+        mgr.add_pid(child_pid)?;
+    }
+    ph.mark("cgroup placement");
+
+    let mut container_pid = child_pid;
+    let mut intermediate: Option<i32> = None;
+    loop {
+        let Some((msg, fd)) = parent_ch.recv()? else {
+            let status = waitpid(Pid::from_raw(child_pid), None).ok();
+            rb.children.retain(|&p| p != child_pid);
+            bail!("the container process exited during setup ({status:?}) without saying why");
+        };
+        match msg {
+            Msg::UserNs => {
+                plan.write_id_maps(child_pid)?;
+                ph.mark("id maps");
+                parent_ch.send(&Msg::Go)?;
+            }
+            Msg::Sync => parent_ch.send(&Msg::Go)?,
+            Msg::Pid(p) => {
+                intermediate = Some(container_pid);
+                container_pid = p;
+                rb.children.push(p);
+            }
+            Msg::RunHooks => {
+                ph.mark("child mounts");
+                let mut s2 = st.clone();
+                s2.pid = container_pid;
+                let c = Container {
+                    dir: dir.clone(),
+                    state: s2,
+                };
+                let state_json = serde_json::to_vec(&c.oci_state(Status::Creating))?;
+                let res = (|| -> Result<()> {
+                    if let Some(h) = spec.hooks() {
+                        hooks::run_all("prestart", h.prestart().as_ref(), &state_json)?;
+                        hooks::run_all("createRuntime", h.create_runtime().as_ref(), &state_json)?;
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = res {
+                    let _ = parent_ch.send(&Msg::Abort(format!("{e:#}")));
+                    return Err(e);
+                }
+                parent_ch.send(&Msg::HooksDone(container_pid))?;
+                ph.mark("runtime hooks");
+            }
+            Msg::SeccompListener => {
+                let fd =
+                    fd.ok_or_else(|| anyhow!("seccomp listener message without a descriptor"))?;
+                let mut s2 = st.clone();
+                s2.pid = container_pid;
+                let c = Container {
+                    dir: dir.clone(),
+                    state: s2,
+                };
+                let seccomp = spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.seccomp().as_ref())
+                    .ok_or_else(|| anyhow!("seccomp listener without linux.seccomp"))?;
+                use std::os::fd::AsFd;
+                crate::security::seccomp::send_listener(
+                    seccomp,
+                    fd.as_fd(),
+                    &c.oci_state(Status::Creating),
+                )?;
+                parent_ch.send(&Msg::Go)?;
+            }
+            Msg::Ready => break,
+            Msg::Error(e) => {
+                bail!("{e}");
+            }
+            other => bail!("unexpected message from the container process: {other:?}"),
+        }
+    }
+    ph.mark("child setup");
+
+    let console_master = match relay_parent {
+        Some(sock) => Some(receive_fd(&sock)?),
+        None => None,
+    };
+    st.status = Status::Created;
+    st.pid = container_pid;
+    st.pid_start = state::process_start_time(container_pid)
+        .ok_or_else(|| anyhow!("the container process died right after setup"))?;
+    let c = Container {
+        dir: dir.clone(),
+        state: st,
+    };
+    c.save()?;
+    if let Some(pf) = &opts.pid_file {
+        let pf = std::path::absolute(pf)?;
+        write_atomic(&pf, container_pid.to_string().as_bytes(), false)
+            .with_context(|| "--pid-file".to_string())?;
+    }
+    if let Some(i) = intermediate {
+        let _ = kill(Pid::from_raw(i), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(i), None);
+    }
+    ph.mark("state write");
+    rb.armed = false;
+    Ok(Created {
+        container: c,
+        console_master,
+    })
+}
+
+fn receive_fd(sock: &OwnedFd) -> Result<OwnedFd> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::FromRawFd;
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("receiving the pty master: {e}"))?;
+    for c in msg.cmsgs().map_err(|e| anyhow!("{e}"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: a descriptor just received with SCM_RIGHTS.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
+    bail!("the container did not send its pty master")
+}

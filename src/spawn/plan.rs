@@ -1,0 +1,308 @@
+//! Everything the child needs, computed and validated before the fork (so the child does little
+//! work and every config error is reported before any side effect).
+
+use anyhow::{Result, anyhow, bail};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, PosixRlimitType};
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use super::Options;
+use crate::config::Bundle;
+use crate::security::caps;
+use crate::security::seccomp::Filter;
+
+pub struct Rlimit {
+    pub resource: libc::__rlimit_resource_t,
+    pub soft: u64,
+    pub hard: u64,
+    pub name: String,
+}
+
+pub struct Plan {
+    pub terminal: bool,
+    /// CLONE_NEW* flags for clone3 itself.
+    pub clone_flags: libc::c_int,
+    /// Namespaces joined by path, user first and mount last.
+    pub joins: Vec<(LinuxNamespaceType, PathBuf, libc::c_int)>,
+    /// New namespaces made with unshare in the child (when some are joined).
+    pub unshare_flags: libc::c_int,
+    pub new_userns: bool,
+    pub in_userns: bool,
+    pub cgroup_ns: bool,
+    pub mount_ns: bool,
+    /// A new pid namespace made by unshare + fork in the child, or a joined pid namespace, or
+    /// a time namespace: the container process is the child's child.
+    pub second_fork: bool,
+    pub time_ns: bool,
+    /// Make a new pid namespace with unshare before the second fork.
+    pub unshare_pid: bool,
+    pub time_offsets: Vec<String>,
+    pub uid_maps: Vec<LinuxIdMapping>,
+    pub gid_maps: Vec<LinuxIdMapping>,
+    pub caps: Option<caps::Sets>,
+    pub rlimits: Vec<Rlimit>,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: u32,
+    pub args: Vec<CString>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub no_new_privs: bool,
+    pub seccomp: Option<Filter>,
+    pub oom_score_adj: Option<i32>,
+    pub has_hooks: bool,
+    pub preserve_fds: u32,
+}
+
+fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => 0x80,
+    }
+}
+
+pub fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    use PosixRlimitType as R;
+    match t {
+        R::RlimitCpu => libc::RLIMIT_CPU,
+        R::RlimitFsize => libc::RLIMIT_FSIZE,
+        R::RlimitData => libc::RLIMIT_DATA,
+        R::RlimitStack => libc::RLIMIT_STACK,
+        R::RlimitCore => libc::RLIMIT_CORE,
+        R::RlimitRss => libc::RLIMIT_RSS,
+        R::RlimitNproc => libc::RLIMIT_NPROC,
+        R::RlimitNofile => libc::RLIMIT_NOFILE,
+        R::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        R::RlimitAs => libc::RLIMIT_AS,
+        R::RlimitLocks => libc::RLIMIT_LOCKS,
+        R::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        R::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        R::RlimitNice => libc::RLIMIT_NICE,
+        R::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        R::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+impl Plan {
+    pub fn new(bundle: &Bundle, opts: &Options) -> Result<Plan> {
+        let spec = &bundle.spec;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| anyhow!("process: missing (create needs a process to run)"))?;
+        crate::security::labels::validate(spec)?;
+        let linux = spec.linux().as_ref();
+        let nss = linux
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
+        let mut joins = vec![];
+        let mut new_flags = 0;
+        let mut new_userns = false;
+        let mut in_userns = false;
+        let mut pid_join = false;
+        let mut time_ns = false;
+        let mut cgroup_ns = false;
+        let mut mount_ns = false;
+        for (i, ns) in nss.iter().enumerate() {
+            let f = ns_flag(ns.typ());
+            match ns.typ() {
+                LinuxNamespaceType::User => in_userns = true,
+                LinuxNamespaceType::Time => time_ns = true,
+                LinuxNamespaceType::Cgroup => cgroup_ns = true,
+                LinuxNamespaceType::Mount => mount_ns = true,
+                _ => {}
+            }
+            match ns.path() {
+                Some(p) => {
+                    if !p.exists() {
+                        bail!("linux.namespaces[{i}].path: {} does not exist", p.display());
+                    }
+                    if ns.typ() == LinuxNamespaceType::Pid {
+                        pid_join = true;
+                    }
+                    if ns.typ() == LinuxNamespaceType::Cgroup {
+                        cgroup_ns = false;
+                    }
+                    joins.push((ns.typ(), p.clone(), f));
+                }
+                None => {
+                    if ns.typ() == LinuxNamespaceType::User {
+                        new_userns = true;
+                    }
+                    new_flags |= f;
+                }
+            }
+        }
+        if !mount_ns {
+            bail!("linux.namespaces: berth needs a mount namespace (add {{\"type\": \"mount\"}})");
+        }
+        joins.sort_by_key(|(t, _, _)| match t {
+            LinuxNamespaceType::User => 0,
+            LinuxNamespaceType::Mount => 2,
+            _ => 1,
+        });
+        // The cgroup namespace is made after placement; time (and pid with a second fork)
+        // by unshare in the child.
+        let time_flag = 0x80;
+        let base = new_flags & !libc::CLONE_NEWCGROUP & !time_flag;
+        let (clone_flags, unshare_flags, unshare_pid, second_fork);
+        if joins.is_empty() {
+            second_fork = time_ns;
+            unshare_pid = second_fork && base & libc::CLONE_NEWPID != 0;
+            clone_flags = if second_fork {
+                base & !libc::CLONE_NEWPID
+            } else {
+                base
+            };
+            unshare_flags = 0;
+        } else {
+            // Join first (with the runtime's privileges), then create the new ones.
+            if joins.iter().any(|(t, _, _)| *t != LinuxNamespaceType::User) && new_userns {
+                bail!(
+                    "linux.namespaces: joining namespaces by path together with a new user namespace is not supported"
+                );
+            }
+            clone_flags = base & libc::CLONE_NEWUSER;
+            unshare_flags = base & !libc::CLONE_NEWUSER & !libc::CLONE_NEWPID;
+            unshare_pid = base & libc::CLONE_NEWPID != 0;
+            second_fork = pid_join || time_ns || unshare_pid;
+        }
+        let mut time_offsets = vec![];
+        if let Some(to) = linux.and_then(|l| l.time_offsets().as_ref()) {
+            if !time_ns {
+                bail!("linux.timeOffsets: needs a new time namespace in linux.namespaces");
+            }
+            for (clock, off) in to {
+                if clock != "monotonic" && clock != "boottime" {
+                    bail!("linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
+                }
+                time_offsets.push(format!(
+                    "{clock} {} {}",
+                    off.secs().unwrap_or(0),
+                    off.nanosecs().unwrap_or(0)
+                ));
+            }
+        }
+        let user = process.user();
+        let mut rlimits = vec![];
+        for r in process.rlimits().iter().flatten() {
+            rlimits.push(Rlimit {
+                resource: rlimit_resource(r.typ()),
+                soft: r.soft(),
+                hard: r.hard(),
+                name: serde_json::to_value(r.typ())
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+            });
+        }
+        let args: Vec<CString> = process
+            .args()
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, a)| {
+                CString::new(a.as_str())
+                    .map_err(|_| anyhow!("process.args[{i}]: contains a NUL byte"))
+            })
+            .collect::<Result<_>>()?;
+        let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+        for (i, e) in env.iter().enumerate() {
+            if e.contains('\0') {
+                bail!("process.env[{i}]: contains a NUL byte");
+            }
+        }
+        let mut preserve_fds = opts.preserve_fds;
+        if let Ok(n) = std::env::var("LISTEN_FDS")
+            && let Ok(n) = n.parse::<u32>()
+        {
+            preserve_fds += n;
+            env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+            env.push(format!("LISTEN_FDS={n}"));
+            env.push("LISTEN_PID=1".into());
+        }
+        let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(Filter::compile(s)?),
+            None => None,
+        };
+        let uid_maps = linux
+            .and_then(|l| l.uid_mappings().clone())
+            .unwrap_or_default();
+        let gid_maps = linux
+            .and_then(|l| l.gid_mappings().clone())
+            .unwrap_or_default();
+        if new_userns {
+            for (name, maps) in [("uidMappings", &uid_maps), ("gidMappings", &gid_maps)] {
+                if maps.is_empty() {
+                    bail!("linux.{name}: a new user namespace needs mappings");
+                }
+                for (i, m) in maps.iter().enumerate() {
+                    if m.size() == 0 {
+                        bail!("linux.{name}[{i}].size: must be greater than 0");
+                    }
+                }
+            }
+        }
+        let has_hooks = spec.hooks().as_ref().is_some_and(|h| {
+            [
+                h.prestart(),
+                h.create_runtime(),
+                h.create_container(),
+                h.start_container(),
+            ]
+            .iter()
+            .any(|x| x.as_ref().is_some_and(|v| !v.is_empty()))
+        });
+        Ok(Plan {
+            terminal: process.terminal().unwrap_or(false),
+            clone_flags,
+            joins,
+            unshare_flags,
+            new_userns,
+            in_userns,
+            cgroup_ns,
+            mount_ns,
+            second_fork,
+            time_ns,
+            unshare_pid,
+            time_offsets,
+            uid_maps,
+            gid_maps,
+            caps: process.capabilities().as_ref().map(caps::from_spec),
+            rlimits,
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            umask: user.umask().unwrap_or(0o022),
+            args,
+            env,
+            cwd: process.cwd().clone(),
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            seccomp,
+            oom_score_adj: process.oom_score_adj(),
+            has_hooks,
+            preserve_fds,
+        })
+    }
+
+    /// Write /proc/<pid>/{uid_map,gid_map} from the parent.
+    pub fn write_id_maps(&self, pid: i32) -> Result<()> {
+        let fmt = |maps: &[LinuxIdMapping]| {
+            maps.iter()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect::<String>()
+        };
+        std::fs::write(format!("/proc/{pid}/uid_map"), fmt(&self.uid_maps))
+            .map_err(|e| anyhow!("linux.uidMappings: writing the uid map: {e}"))?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), fmt(&self.gid_maps))
+            .map_err(|e| anyhow!("linux.gidMappings: writing the gid map: {e}"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! The sync protocol between berth (parent) and the container's first process (child), over a
+//! SOCK_SEQPACKET socketpair: one JSON message per packet, file descriptors with SCM_RIGHTS.
+
+use anyhow::{Result, anyhow, bail};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
+    sendmsg, socketpair,
+};
+use serde::{Deserialize, Serialize};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum Msg {
+    // child → parent
+    /// The child is in its new user namespace: write its id maps, then answer Go.
+    UserNs,
+    /// The child needs its cgroup placement done: answer Go once it is.
+    Sync,
+    /// The intermediate process forked the container process (host pid).
+    Pid(i32),
+    /// The rootfs is mounted: run prestart and createRuntime hooks now.
+    RunHooks,
+    /// A seccomp notify listener fd comes with this message, for `listenerPath`.
+    SeccompListener,
+    /// Everything is set up; the process waits on the exec fifo.
+    Ready,
+    /// Setup failed; the message is the reason.
+    Error(String),
+    // parent → child
+    /// The request is done (maps written, cgroup placement finished, listener sent).
+    Go,
+    /// Hooks ran; the container's host pid is given for the state the child hands its hooks.
+    HooksDone(i32),
+    /// Parent-side failure: stop.
+    Abort(String),
+}
+
+pub struct Channel {
+    pub fd: OwnedFd,
+}
+
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("socketpair: {e}"))?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, m: &Msg) -> Result<()> {
+        self.send_with_fd(m, None)
+    }
+
+    pub fn send_with_fd(&self, m: &Msg, fd: Option<RawFd>) -> Result<()> {
+        let data = serde_json::to_vec(m)?;
+        let iov = [IoSlice::new(&data)];
+        let fds;
+        let cmsgs: Vec<ControlMessage> = match fd {
+            Some(f) => {
+                fds = [f];
+                vec![ControlMessage::ScmRights(&fds)]
+            }
+            None => vec![],
+        };
+        loop {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                &cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("sync socket: sending: {e}"),
+            }
+        }
+    }
+
+    /// Receive one message; `Ok(None)` when the other side is gone.
+    pub fn recv(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        let mut buf = vec![0u8; 65536];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let r = recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            );
+            let msg = match r {
+                Ok(m) => m,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("sync socket: receiving: {e}"),
+            };
+            if msg.bytes == 0 {
+                return Ok(None);
+            }
+            let mut fd = None;
+            if let Ok(cms) = msg.cmsgs() {
+                for c in cms {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for f in fds {
+                            // SAFETY: SCM_RIGHTS gave us a new descriptor.
+                            let o = unsafe { OwnedFd::from_raw_fd(f) };
+                            if fd.is_none() {
+                                fd = Some(o);
+                            }
+                        }
+                    }
+                }
+            }
+            let n = msg.bytes;
+            let m: Msg = serde_json::from_slice(&buf[..n])
+                .map_err(|e| anyhow!("sync socket: bad message: {e}"))?;
+            return Ok(Some((m, fd)));
+        }
+    }
+}

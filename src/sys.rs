@@ -1,0 +1,157 @@
+//! Thin wrappers over system calls that nix or libc do not wrap. Each `unsafe` block is a single
+//! syscall with arguments built right above it.
+
+use nix::errno::Errno;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+pub fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_encoded_bytes()).unwrap_or_else(|_| c"/nonexistent".into())
+}
+
+/// openat2(2) with `resolve` flags (RESOLVE_IN_ROOT etc.).
+pub fn openat2(
+    dir: BorrowedFd,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> nix::Result<OwnedFd> {
+    let c = cstr(path);
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: mode as u64,
+        resolve,
+    };
+    loop {
+        // SAFETY: valid C string and open_how struct with its exact size, as openat2(2) requires.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if r >= 0 {
+            // SAFETY: the kernel returned a new descriptor that we now own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
+        }
+        let e = Errno::last();
+        if e != Errno::EAGAIN && e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// mount_setattr(2) on `path` relative to `dir`, recursively when `recursive`.
+pub fn mount_setattr(
+    dir: RawFd,
+    path: &Path,
+    recursive: bool,
+    set: u64,
+    clr: u64,
+    userns: Option<RawFd>,
+) -> nix::Result<()> {
+    let c = cstr(path);
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: userns.map(|f| f as u64).unwrap_or(0),
+    };
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: valid C string and mount_attr struct with its exact size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dir,
+            c.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// pivot_root(2).
+pub fn pivot_root(new: &Path, old: &Path) -> nix::Result<()> {
+    nix::unistd::pivot_root(new, old)
+}
+
+/// Set the close-on-exec flag on every descriptor from `first` up.
+pub fn cloexec_from(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range only changes descriptor flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // Older kernels: walk /proc/self/fd.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|_| Errno::last())?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|&fd| fd >= first as RawFd)
+        .collect();
+    for fd in fds {
+        let _ = nix::fcntl::fcntl(
+            // SAFETY: only used for the duration of this fcntl; closed fds yield EBADF.
+            unsafe { BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    Ok(())
+}
+
+/// Join a new session keyring (runc does this unless --no-new-keyring).
+pub fn join_session_keyring(name: &str) -> nix::Result<()> {
+    let c = CString::new(name).unwrap_or_default();
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl with a valid C string.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
+    Errno::result(r).map(drop)
+}
+
+/// prctl(PR_SET_PDEATHSIG).
+pub fn set_pdeathsig(sig: Option<nix::sys::signal::Signal>) -> nix::Result<()> {
+    nix::sys::prctl::set_pdeathsig(sig)
+}

@@ -1,0 +1,124 @@
+//! Terminals (`process.terminal`): the pty is made in the container's devpts, its master sent to
+//! `--console-socket` with SCM_RIGHTS, its peer made the process's stdio and controlling terminal.
+
+use anyhow::{Result, anyhow};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+/// Connect to the console socket (in the runtime's namespace, before the fork).
+pub fn connect(path: &Path) -> Result<OwnedFd> {
+    let s = if path.as_os_str().len() < 100 {
+        UnixStream::connect(path)
+    } else {
+        // Long paths do not fit in sockaddr_un: go through the directory's descriptor.
+        let dir = std::fs::File::open(path.parent().unwrap_or(Path::new("/")))
+            .map_err(|e| anyhow!("--console-socket {}: {e}", path.display()))?;
+        let p = format!(
+            "/proc/self/fd/{}/{}",
+            dir.as_raw_fd(),
+            path.file_name()
+                .map(|f| f.to_string_lossy())
+                .unwrap_or_default()
+        );
+        UnixStream::connect(p)
+    }
+    .map_err(|e| anyhow!("--console-socket {}: connecting: {e}", path.display()))?;
+    Ok(s.into())
+}
+
+/// Open a new pty in /dev/ptmx (the container's). Returns (master, peer).
+pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
+    let m = nix::fcntl::open(
+        "/dev/ptmx",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| anyhow!("process.terminal: opening /dev/ptmx: {e}"))?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK takes a pointer to an int.
+    if unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(anyhow!(
+            "process.terminal: unlocking the pty: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: TIOCGPTPEER opens the peer without a path lookup and returns a new descriptor.
+    let peer = unsafe {
+        libc::ioctl(
+            m.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if peer < 0 {
+        return Err(anyhow!(
+            "process.terminal: opening the pty peer: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: a new descriptor from the kernel.
+    Ok((m, unsafe { OwnedFd::from_raw_fd(peer) }))
+}
+
+pub fn set_size(fd: RawFd, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize struct.
+    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+}
+
+pub fn get_size(fd: RawFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills a winsize struct.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Send the master over the console socket, named like runc names it.
+pub fn send_master(sock: RawFd, master: RawFd) -> Result<()> {
+    let name = b"/dev/ptmx";
+    let fds = [master];
+    sendmsg::<()>(
+        sock,
+        &[IoSlice::new(name)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| anyhow!("process.terminal: sending the pty to the console socket: {e}"))?;
+    Ok(())
+}
+
+/// Make `peer` the controlling terminal and stdin/stdout/stderr of this (session leader) process.
+pub fn make_stdio(peer: &OwnedFd) -> Result<()> {
+    let fd = peer.as_raw_fd();
+    // SAFETY: TIOCSCTTY with arg 0 on a terminal we own.
+    if unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(anyhow!(
+            "process.terminal: setting the controlling terminal: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    for target in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors.
+        if unsafe { libc::dup2(fd, target) } < 0 {
+            return Err(anyhow!(
+                "process.terminal: dup2: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
