@@ -18,7 +18,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [plugins."io.containerd.internal.v1.opt"]
   path = "$d/opt"
 EOF
-    containerd --config "$d/config.toml" >"$d/containerd.log" 2>&1 </dev/null &
+    setsid containerd --config "$d/config.toml" >"$d/containerd.log" 2>&1 </dev/null &
     echo $! >"$d/containerd.pid"
     DAEMON_PIDS+=("$!:containerd($d)")
     wait_until 30 ctr --address "$d/containerd.sock" version

@@ -6,7 +6,7 @@ docker_start() {
     mkdir -p "$d/data" "$d/exec" "$d/cli"
     containerd_start "$d/ctd" || return 1
     printf '{"deprecated-key-path": "%s/key.json"}\n' "$d" >"$d/daemon.json"
-    dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" \
+    setsid dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" \
         --pidfile "$d/dockerd.pid" -H "unix://$d/docker.sock" --containerd "$d/ctd/containerd.sock" \
         --storage-driver overlay2 --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/$TAG-docker" \
         --add-runtime "e2e=$WRAP" \
@@ -84,13 +84,14 @@ suite_docker() {
 
     mark dk-run-detached
     run_cmd 60 "$DK" run -d --name dk-long $RUNOPTS "$IMG" sh -c "$LONG"
-    local id st ipid
+    local id st ipid ran=
     id=$("$DK" inspect -f '{{.Id}}' dk-long 2>/dev/null)
     wait_until 10 dk_is dk-long running
     ipid=$("$DK" inspect -f '{{.State.Pid}}' dk-long 2>/dev/null)
     st=$(timeout 10 "$RUNTIME" --root "$D/exec/runtime-runc/moby" state "$id" 2>&1)
     if [ $CHECK_RC = 0 ] && dk_is dk-long running && grep -qE '"status": *"running"' <<<"$st" &&
         has_call " start $id$"; then
+        ran=yes
         pass dk-run-detached
     else
         fail dk-run-detached "expected dk-long running and the runtime's state to show it" "$(details)" "runtime state: $st"
@@ -135,9 +136,9 @@ suite_docker() {
     mark dk-rm
     run_cmd 60 "$DK" rm dk-long
     st=$(timeout 10 "$RUNTIME" --root "$D/exec/runtime-runc/moby" state "$id" 2>&1); local strc=$?
-    if [ $CHECK_RC = 0 ] && ! "$DK" container inspect dk-long >/dev/null 2>&1 && [ $strc != 0 ]; then
+    if [ -n "$ran" ] && [ $CHECK_RC = 0 ] && ! "$DK" container inspect dk-long >/dev/null 2>&1 && [ $strc != 0 ]; then
         pass dk-rm
     else
-        fail dk-rm "expected dk-long gone from docker and from the runtime" "$(details)" "runtime state after rm (status $strc): $st"
+        fail dk-rm "expected dk-long (running: ${ran:-no}) gone from docker and from the runtime" "$(details)" "runtime state after rm (status $strc): $st"
     fi
 }

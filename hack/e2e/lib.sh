@@ -15,14 +15,14 @@ note() { printf '    %s\n' "$@"; }
 pass() {
     local name=$1; shift
     PASSED=$((PASSED + 1))
-    printf 'PASS %s\n' "$name"
+    printf 'PASS %s\n' "$name" | tee -a "$LOGDIR/results"
     echo "#### $(date +%T.%3N) RESULT PASS $name" >>"$CALLS"
 }
 fail() {
     local name=$1; shift
     FAILED=$((FAILED + 1))
     FAILED_NAMES+=("$name")
-    printf 'FAIL %s\n' "$name"
+    printf 'FAIL %s\n' "$name" | tee -a "$LOGDIR/results"
     local l
     for l in "$@"; do printf '    %s\n' "$l"; done
     echo "#### $(date +%T.%3N) RESULT FAIL $name" >>"$CALLS"
@@ -212,7 +212,7 @@ own_processes() {
     for p in /proc/[0-9]*; do
         [ "${p#/proc/}" = "$$" ] && continue
         local c
-        c=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)
+        c=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")
         if [[ $c == *"$W/"* ]]; then
             # skip zombies: they hold nothing and are reaped by PID 1 eventually
             [ "$(awk '{print $3}' "$p/stat" 2>/dev/null)" = Z ] && continue

@@ -93,13 +93,14 @@ suite_podman() {
 
     mark pm-run-detached
     run_cmd 60 "$PM" run -d --name pm-long $RUNOPTS "$IMG" sh -c "$LONG"
-    local id st
+    local id st ran=
     id=$("$PM" inspect -f '{{.Id}}' pm-long 2>/dev/null)
     wait_until 10 pm_is pm-long running
     # podman passes no --root: the runtime's default state dir must hold the container
     st=$(timeout 10 "$RUNTIME" state "$id" 2>&1)
     if [ $CHECK_RC = 0 ] && pm_is pm-long running && grep -qE '"status": *"running"' <<<"$st" &&
         has_call " start $id$"; then
+        ran=yes
         pass pm-run-detached
     else
         fail pm-run-detached "expected pm-long running and '$RUNTIME state $id' (default root) to show it" \
@@ -158,11 +159,11 @@ suite_podman() {
     mark pm-rm
     run_cmd 60 "$PM" rm pm-long
     st=$(timeout 10 "$RUNTIME" state "$id" 2>&1); local strc=$?
-    if [ $CHECK_RC = 0 ] && ! "$PM" container exists pm-long && [ $strc != 0 ] &&
+    if [ -n "$ran" ] && [ $CHECK_RC = 0 ] && ! "$PM" container exists pm-long && [ $strc != 0 ] &&
         grep -qE " delete --force $id$" "$CALLS"; then
         pass pm-rm
     else
-        fail pm-rm "expected pm-long gone from podman and from the runtime (delete --force $id)" "$(details)" \
+        fail pm-rm "expected pm-long (running: ${ran:-no}) gone from podman and from the runtime (delete --force $id)" "$(details)" \
             "runtime state after rm (status $strc): $st"
     fi
 }

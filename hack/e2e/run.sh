@@ -46,7 +46,7 @@ echo "e2e: runtime under test: $RUNTIME; engines: $ENGINES; logs: $LOGDIR"
 summary() {
     echo "e2e: took $((SECONDS - T0)) s; runtime calls: $(grep -c ' rc=' "$CALLS" 2>/dev/null) (log: $CALLS)"
     [ $FAILED -gt 0 ] && echo "e2e: failed: ${FAILED_NAMES[*]}"
-    echo "$PASSED passed, $FAILED failed"
+    echo "$PASSED passed, $FAILED failed" | tee "$LOGDIR/summary"
 }
 
 if [ ! -x "$RUNTIME" ] || ! timeout 10 "$RUNTIME" --version >/dev/null 2>&1; then
@@ -105,74 +105,98 @@ cleanup() {
         [ -d /var/lib/containers ] && find /var/lib/containers -depth -type d -empty -delete 2>/dev/null
     fi
 }
-on_exit() {
-    local rc=$?
-    if [ -z "$CLEANED" ]; then
-        echo "e2e: interrupted or aborted (status $rc): cleaning up" >&2
-        cleanup
-        summary
-        [ $rc = 0 ] && rc=1
-    fi
-    exit $rc
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM HUP
-
-mkdir -p "$W/bin"
-chmod 711 "$W"
-WRAP=$W/bin/$(basename "$RUNTIME")
-make_wrapper "$WRAP"
-
-# ---- engines and image ----
-mark install
-t=$SECONDS
-# shellcheck disable=SC2086
-if install_engines $ENGINES; then
-    pass install-engines
-else
-    fail install-engines "apt-get install failed"
-fi
-echo "e2e: install step: $((SECONDS - t)) s"
-
-mark image
-ROOTFS=$repo/hack/.cache/rootfs
-if bash "$repo/hack/mkrootfs.sh" "$ROOTFS" && make_rootfs_tar "$ROOTFS" "$W/rootfs.tar" &&
-    make_oci_tar "$W/rootfs.tar" "$W/busybox-oci.tar" localhost/be2e-busybox:latest; then
-    pass image-build
-else
-    fail image-build "could not build the busybox rootfs/image"
+if ! mkdir -m 711 "$W"; then
+    echo "e2e: $W exists (left by an earlier run?); remove it first" >&2
+    exit 1
 fi
 
-for e in $ENGINES; do
+# The checks run in a worker process; this shell only waits for it, so that Ctrl-C or SIGTERM
+# is seen at once (bash defers traps while a foreground command runs), and then stops the
+# worker and cleans up whatever state the run had reached.
+worker() {
+    trap 'exit 143' TERM
+    mkdir -p "$W/bin"
+    WRAP=$W/bin/$(basename "$RUNTIME")
+    make_wrapper "$WRAP"
+
+    # ---- engines and image ----
+    mark install
     t=$SECONDS
-    echo "#### $(date +%T.%3N) ENGINE $e" >>"$CALLS"
-    "suite_$e"
-    case $e in
-        docker) docker_stop "$W/d" ;;
-        podman) podman_teardown "$W/p" ;;
-        containerd) containerd_stop "$W/c" ;;
-    esac
-    echo "e2e: $e: $((SECONDS - t)) s"
-done
+    # shellcheck disable=SC2086
+    if install_engines $ENGINES; then
+        pass install-engines
+    else
+        fail install-engines "apt-get install failed"
+    fi
+    echo "e2e: install step: $((SECONDS - t)) s"
 
-# ---- cleanup, then prove nothing was left behind ----
-cleanup
-mark cleanup
-left=()
-p=$(own_processes | tr '\n' ' '); [ -n "$p" ] && left+=("processes: $p")
-p=$(mounts_under "$W" | tr '\n' ' '); [ -n "$p" ] && left+=("mounts: $p")
-p=$(own_cgroups | tr '\n' ' '); [ -n "$p" ] && left+=("cgroups: $p")
-[ -e "$W" ] && left+=("work dir $W still exists")
-host_net >"$LOGDIR/host-net.after"
-p=$(diff "$LOGDIR/host-net.before" "$LOGDIR/host-net.after" | grep '^[<>]' | tr '\n' ';'); [ -n "$p" ] && left+=("network changed: $p")
-for p in "${SYS_PATHS[@]}"; do
-    [ -z "${EXISTED[$p]:-}" ] && [ -e "$p" ] && left+=("$p created and not empty: $(find "$p" | head -n 5 | tr '\n' ' ')")
+    mark image
+    ROOTFS=$repo/hack/.cache/rootfs
+    if bash "$repo/hack/mkrootfs.sh" "$ROOTFS" && make_rootfs_tar "$ROOTFS" "$W/rootfs.tar" &&
+        make_oci_tar "$W/rootfs.tar" "$W/busybox-oci.tar" localhost/be2e-busybox:latest; then
+        pass image-build
+    else
+        fail image-build "could not build the busybox rootfs/image"
+    fi
+
+    for e in $ENGINES; do
+        t=$SECONDS
+        echo "#### $(date +%T.%3N) ENGINE $e" >>"$CALLS"
+        "suite_$e"
+        case $e in
+            docker) docker_stop "$W/d" ;;
+            podman) podman_teardown "$W/p" ;;
+            containerd) containerd_stop "$W/c" ;;
+        esac
+        echo "e2e: $e: $((SECONDS - t)) s"
+    done
+
+    # ---- cleanup, then prove nothing was left behind ----
+    cleanup
+    mark cleanup
+    left=()
+    p=$(own_processes | tr '\n' ' '); [ -n "$p" ] && left+=("processes: $p")
+    p=$(mounts_under "$W" | tr '\n' ' '); [ -n "$p" ] && left+=("mounts: $p")
+    p=$(own_cgroups | tr '\n' ' '); [ -n "$p" ] && left+=("cgroups: $p")
+    [ -e "$W" ] && left+=("work dir $W still exists")
+    host_net >"$LOGDIR/host-net.after"
+    p=$(diff "$LOGDIR/host-net.before" "$LOGDIR/host-net.after" | grep '^[<>]' | tr '\n' ';'); [ -n "$p" ] && left+=("network changed: $p")
+    for p in "${SYS_PATHS[@]}"; do
+        [ -z "${EXISTED[$p]:-}" ] && [ -e "$p" ] && left+=("$p created and not empty: $(find "$p" | head -n 5 | tr '\n' ' ')")
+    done
+    if [ ${#left[@]} -eq 0 ]; then
+        pass cleanup-no-leftovers
+    else
+        fail cleanup-no-leftovers "${left[@]}"
+    fi
+
+    summary
+    [ $FAILED -eq 0 ]
+}
+
+worker &
+WORKER=$!
+ABORTED=
+trap 'ABORTED=1; kill -TERM $WORKER 2>/dev/null' INT TERM HUP
+while :; do
+    wait $WORKER
+    rc=$?
+    kill -0 $WORKER 2>/dev/null || break
+    if [ -n "$ABORTED" ]; then
+        for _ in $(seq 25); do kill -0 $WORKER 2>/dev/null || break; sleep 0.2; done
+        kill -KILL $WORKER 2>/dev/null
+        wait $WORKER 2>/dev/null
+        break
+    fi
 done
-if [ ${#left[@]} -eq 0 ]; then
-    pass cleanup-no-leftovers
-else
-    fail cleanup-no-leftovers "${left[@]}"
+trap '' INT TERM HUP
+if [ -n "$ABORTED" ] || [ ! -s "$LOGDIR/summary" ]; then
+    echo "e2e: aborted (worker status $rc): cleaning up" >&2
+    cleanup
+    leftovers=$(own_processes | tr '\n' ' ')$(mounts_under "$W" | tr '\n' ' ')$(own_cgroups | tr '\n' ' ')
+    [ -n "$leftovers" ] && echo "e2e: LEFT BEHIND: $leftovers" >&2
+    echo "$(grep -c '^PASS' "$LOGDIR/results" 2>/dev/null) passed, $(( $(grep -c '^FAIL' "$LOGDIR/results" 2>/dev/null) + 1 )) failed (aborted)"
+    exit 1
 fi
-
-summary
-[ $FAILED -eq 0 ]
+cleanup    # no-op when the worker finished its own cleanup
+exit $rc
