@@ -59,12 +59,7 @@ ctr_task_pid() { $CTR task ls 2>/dev/null | awk -v id="$1" '$1 == id { print $2 
 ctr_task_status() { $CTR task ls 2>/dev/null | awk -v id="$1" '$1 == id { print $3 }'; }
 ctr_task_is() { [ "$(ctr_task_status "$1")" = "$2" ]; }
 
-# freezer_state PID: freezer.state of the v1 freezer cgroup PID is in.
-freezer_state() {
-    local cg
-    cg=$(awk -F: '$2 == "freezer" { print $3 }' "/proc/$1/cgroup" 2>/dev/null)
-    [ -n "$cg" ] && cat "/sys/fs/cgroup/freezer$cg/freezer.state" 2>/dev/null
-}
+freezer_state() { cgroup_file "$1" freezer freezer.state; }
 
 suite_containerd() {
     local D=$W/c NS=$TAG IMG=localhost/be2e-busybox:latest
@@ -181,7 +176,8 @@ suite_containerd() {
     mark ctr-kill-signal
     run_cmd 30 $CTR task kill -s SIGUSR1 c-long
     local got=
-    wait_until 5 $CTR task exec --exec-id e3 c-long /bin/cat /tmp/usr1 && got=yes
+    # the trap writes /tmp/usr1 inside the container: read it through /proc/<pid>/root
+    wait_until 5 test -s "/proc/$ipid/root/tmp/usr1" && got=yes
     if [ $CHECK_RC = 0 ] && [ "$got" = yes ] && has_call " kill c-long 10$"; then
         pass ctr-kill-signal
     else
@@ -207,7 +203,8 @@ suite_containerd() {
     wait_until 10 ctr_task_is c-all RUNNING
     sleep 0.3
     local pids
-    pids=$($CTR task ps c-all 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ { print $1 }')
+    # the container's processes, from its pids cgroup (not from the runtime's ps)
+    pids=$(cgroup_file "$(ctr_task_pid c-all)" pids cgroup.procs)
     local kr
     timeout 30 $CTR task kill -a -s SIGKILL c-all >/dev/null 2>&1; kr=$?
     stopped=

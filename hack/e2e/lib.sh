@@ -76,6 +76,13 @@ wait_until() {
     done
 }
 
+# cgroup_file PID CONTROLLER FILE: a v1 cgroup file of the cgroup PID is in.
+cgroup_file() {
+    local cg
+    cg=$(awk -F: -v c="$2" '$2 == c { print $3 }' "/proc/$1/cgroup" 2>/dev/null)
+    [ -n "$cg" ] && cat "/sys/fs/cgroup/$2$cg/$3" 2>/dev/null
+}
+
 pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 
 # stop_pid PID [NAME]: SIGTERM, wait up to 15 s, then SIGKILL. Only for PIDs this run started.
@@ -120,6 +127,8 @@ for a in "$@"; do
     fi
     prev=$a
 done
+logsz=0
+[ -n "$logf" ] && [ -f "$logf" ] && logsz=$(stat -c %s "$logf" 2>/dev/null || echo 0)
 saved=
 case $sub in
     create|run)
@@ -150,7 +159,8 @@ esac
     printf '%s rc=%s ppid=%s %s%s\n' "$(date +%T.%3N)" "$rc" "$parent" "$*" "$saved"
     if [ "$rc" != 0 ]; then
         [ -s "$err" ] && sed 's/^/      stderr: /' "$err" | tail -n 5
-        [ -n "$logf" ] && [ -s "$logf" ] && grep -E '"level": ?"(error|fatal)"|level=(error|fatal)' "$logf" | tail -n 3 | sed 's/^/      log: /'
+        [ -n "$logf" ] && [ -s "$logf" ] && tail -c +"$((logsz + 1))" "$logf" |
+            grep -E '"level": ?"(error|fatal)"|level=(error|fatal)' | tail -n 3 | sed 's/^/      log: /'
     fi
 } >>"$log"
 rm -f "$err"

@@ -5,6 +5,8 @@
 #   bash hack/e2e/run.sh                      # RUNTIME defaults to target/release/berth
 #   RUNTIME=/usr/sbin/runc bash hack/e2e/run.sh
 #   ENGINES="containerd podman" bash hack/e2e/run.sh
+#   E2E_NO_SECCOMP=1 ...                      # podman/docker containers without their seccomp
+#                                             # profile (to get past a runtime lacking seccomp)
 #
 # Every engine runs privately (own roots, state dirs, sockets, test-only cgroup parents) and is
 # stopped by the PID it recorded. The runtime is reached through a logging wrapper
