@@ -16,7 +16,7 @@ engine_packages() {
 
 install_engines() {
     local pkgs=() missing=() p
-    read -r -a pkgs <<<"$(engine_packages "$@" | tr '\n' ' ')"
+    read -r -a pkgs <<<"$(engine_packages "$@" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
