@@ -28,7 +28,8 @@ impl From<String> for Outcome {
 #[macro_export]
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)*) => {
-        if !$cond {
+        let ok: bool = $cond;
+        if !ok {
             return Err($crate::harness::Outcome::Fail(format!($($arg)*)));
         }
     };

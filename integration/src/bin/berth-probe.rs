@@ -334,7 +334,7 @@ fn main() {
             read_str("/proc/self/mountinfo")
                 .unwrap_or_default()
                 .lines()
-                .map(|l| s(l))
+                .map(s)
                 .collect(),
         ),
     ));
