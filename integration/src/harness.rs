@@ -492,6 +492,49 @@ impl<'a> Ctx<'a> {
         out
     }
 
+    /// `create --console-socket`: returns the create result and the pty master the
+    /// runtime sent over the socket (if any).
+    pub fn create_with_console(&mut self, b: &Bundle) -> (CmdOut, Option<std::os::fd::OwnedFd>) {
+        use std::os::unix::net::UnixListener;
+        b.write_config();
+        self.containers.push(b.id.clone());
+        let sock = self.r.tmp.join(format!("{}.sock", b.id));
+        let l = UnixListener::bind(&sock).expect("bind console socket");
+        l.set_nonblocking(true).unwrap();
+        let end = Instant::now() + self.left();
+        let th = std::thread::spawn(move || {
+            while Instant::now() < end {
+                match l.accept() {
+                    Ok((st, _)) => return recv_fd(&st),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            None
+        });
+        let mut c = Command::new(&self.r.runtime);
+        c.arg("--root")
+            .arg(&self.r.root)
+            .arg("create")
+            .arg("--console-socket")
+            .arg(&sock)
+            .arg("--bundle")
+            .arg(&b.dir)
+            .arg(&b.id)
+            .current_dir(&b.dir)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(b.path("stdout")).unwrap())
+            .stderr(fs::File::create(b.path("stderr")).unwrap());
+        let out = self.run_child(c, self.left());
+        let out = self.finish_create(b, out);
+        let fd = if out.ok {
+            th.join().ok().flatten()
+        } else {
+            None
+        };
+        let _ = fs::remove_file(&sock);
+        (out, fd)
+    }
+
     pub fn create(&mut self, b: &Bundle) -> CmdOut {
         self.create_with(b, None)
     }
@@ -708,6 +751,38 @@ impl<'a> Ctx<'a> {
             let _ = fs::remove_dir_all(&d);
         }
         reap_orphans();
+    }
+}
+
+/// Receive one fd (SCM_RIGHTS) from a unix stream.
+fn recv_fd(st: &std::os::unix::net::UnixStream) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    st.set_nonblocking(false).ok()?;
+    st.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut cbuf = [0u64; 16];
+    // SAFETY: msghdr/iovec point at live local buffers of the stated sizes; the cmsg
+    // walk uses the libc macros on that buffer.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cbuf);
+        if libc::recvmsg(st.as_raw_fd(), &mut msg, 0) < 0 {
+            return None;
+        }
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
+        {
+            return None;
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32);
+        Some(OwnedFd::from_raw_fd(fd))
     }
 }
 

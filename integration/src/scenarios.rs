@@ -763,6 +763,29 @@ fn process_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "process.terminal",
+            "process.terminal (pty via --console-socket as stdio; /dev/console)",
+            |ctx| {
+                let (j, _) = terminal_run(ctx, None)?;
+                for fd in ["0", "1", "2"] {
+                    let t = j["fds"][fd].as_str().unwrap_or("");
+                    ensure!(t.starts_with("/dev/pts/"), "fd {fd} is {t:?}, not a pty");
+                }
+                let c = &j["ops"][0]["r"]["ok"];
+                ensure!(
+                    c["kind"] == "char" && c["major"] == 136,
+                    "/dev/console is {} (want the pty, char 136:N)",
+                    j["ops"][0]["r"]
+                );
+                Ok(())
+            }
+        ),
+        sc!("process.consoleSize", "process.consoleSize", |ctx| {
+            let (_, ws) = terminal_run(ctx, Some((33, 111)))?;
+            ensure!(ws == (33, 111), "pty window size {ws:?}, want (33, 111)");
+            Ok(())
+        }),
+        sc!(
             "process.terminal.false-stdio",
             "process.terminal=false (stdio passed through)",
             |ctx| {
@@ -781,6 +804,38 @@ fn process_scenarios() -> Vec<Scenario> {
             }
         ),
     ]
+}
+
+/// Run the probe with `process.terminal: true` through `--console-socket`; returns the
+/// report and the window size the host sees on the pty master.
+fn terminal_run(ctx: &mut Ctx, size: Option<(u16, u16)>) -> Res<(Value, (u16, u16))> {
+    use std::os::fd::AsRawFd;
+    let mut b = ctx.bundle();
+    let dir = bind_dir(&mut b, "out", "/out", &[]);
+    b.set_args(&["/probe", "out=/out/r.json", "stat=/dev/console"]);
+    b.cfg["process"]["terminal"] = json!(true);
+    if let Some((h, w)) = size {
+        b.cfg["process"]["consoleSize"] = json!({"height": h, "width": w});
+    }
+    let (o, master) = ctx.create_with_console(&b);
+    ensure!(o.ok, "create with a terminal failed: {}", o.brief());
+    let master = master.ok_or("no pty master received on the console socket".to_string())?;
+    let st = ctx.state_ok(&b.id)?;
+    let pid = st["pid"].as_i64().unwrap_or(0) as i32;
+    // SAFETY: TIOCGWINSZ into a local winsize on the received master fd.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    ctx.start_ok(&b.id)?;
+    ensure!(
+        wait_file(&dir.join("r.json"), Duration::from_secs(10)),
+        "probe wrote no report"
+    );
+    ctx.wait_exit(pid, Duration::from_secs(10));
+    ctx.delete_ok(&b.id)?;
+    let j: Value = serde_json::from_str(&read_file(&dir.join("r.json")))
+        .map_err(|e| format!("report: {e}"))?;
+    drop(master);
+    Ok((j, (ws.ws_row, ws.ws_col)))
 }
 
 fn cap_set_scenario(ctx: &mut Ctx, set: &str, key: &str, caps: &[&str]) -> Res {
