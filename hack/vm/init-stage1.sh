@@ -26,4 +26,4 @@ stage2=${vm_stage2:-}
 [ -n "$stage2" ] && [ -f "/newroot/root$stage2" ] || fail "no stage 2 script at '$stage2'"
 umount /proc /sys 2>/dev/null
 mount --move /dev /newroot/root/dev 2>/dev/null || umount /dev
-exec switch_root /newroot/root /bin/bash "$stage2"
+exec switch_root /newroot/root /bin/busybox sh "$stage2"

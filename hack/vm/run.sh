@@ -39,11 +39,24 @@ for n in "$disk" "$mem" "$cpus" "$tmo"; do
     [[ $n =~ ^[0-9]+$ ]] || { echo "vm: not a number: $n" >&2; exit 125; }
 done
 cwd=$(pwd -P)
-[ ${#rw[@]} -gt 0 ] || [ "$cwd" = / ] || rw=("$cwd")
+# Not when cwd is / or a place the guest has its own of (/tmp, /run, /dev, /proc, /sys).
+if [ ${#rw[@]} = 0 ]; then
+    case $cwd in /|/tmp|/run|/dev|/dev/*|/proc|/proc/*|/sys|/sys/*) ;; *) rw=("$cwd") ;; esac
+fi
+for p in "${rw[@]}"; do
+    case $p in *$'\n'*) echo "vm: a path with a newline cannot be shared: $p" >&2; exit 125 ;; esac
+done
 
 bash "$here/setup.sh" || { echo "vm: setup failed" >&2; exit 125; }
 
+# Sweep what a run killed with SIGKILL (no trap runs then) left: dirs whose owner is gone.
+for d in "${TMPDIR:-/tmp}"/berth-vm.*; do
+    [ -d "$d" ] || continue
+    o=$(cat "$d/owner" 2>/dev/null || true)
+    if [ -n "$o" ] && ! kill -0 "$o" 2>/dev/null; then rm -rf "$d"; fi
+done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-vm.XXXXXX")
+echo $$ > "$tmp/owner"
 qpid=""
 cleanup() {
     local pid
@@ -61,11 +74,7 @@ out=$tmp/out
 mkdir -p "$out"
 : > "$out/stdout"; : > "$out/stderr"
 q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }   # single-quote for sh
-{
-    echo "VM_RW_PATHS=("
-    for p in "${rw[@]}"; do echo "  $(q "$p")"; done
-    echo ")"
-} > "$out/vm.conf"
+for n in "${!rw[@]}"; do echo "vmrw$n ${rw[$n]}"; done > "$out/vm.conf"
 {
     while IFS= read -r -d '' kv; do
         k=${kv%%=*}
@@ -104,12 +113,12 @@ fi
 setpriv --pdeathsig KILL -- timeout -k 5 "$tmo" \
     setpriv --pdeathsig KILL -- qemu-system-x86_64 "${args[@]}" > "$tmp/qemu.log" 2>&1 &
 qpid=$!
-tail -q -n +1 -s 0.1 -f --pid=$qpid "$out/stdout" &
+setpriv --pdeathsig KILL -- tail -q -n +1 -s 0.1 -f --pid=$qpid "$out/stdout" &
 t1=$!
-tail -q -n +1 -s 0.1 -f --pid=$qpid "$out/stderr" >&2 &
+setpriv --pdeathsig KILL -- tail -q -n +1 -s 0.1 -f --pid=$qpid "$out/stderr" >&2 &
 t2=$!
 t3=""
-[ $verbose = 1 ] && { touch "$tmp/console.log"; tail -q -n +1 -s 0.1 -f --pid=$qpid "$tmp/console.log" >&2 & t3=$!; }
+[ $verbose = 1 ] && { touch "$tmp/console.log"; setpriv --pdeathsig KILL -- tail -q -n +1 -s 0.1 -f --pid=$qpid "$tmp/console.log" >&2 & t3=$!; }
 qrc=0
 wait $qpid || qrc=$?
 qpid=""
