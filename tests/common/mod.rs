@@ -1,0 +1,249 @@
+//! Test harness: real containers from the busybox rootfs, as root. Each `Env` has its own
+//! `--root`, its own bundles and a test-only cgroup parent; everything it made is removed on
+//! drop, even when the test fails.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn berth_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_berth")
+}
+
+pub fn rootfs_src() -> PathBuf {
+    let p = std::env::var_os("BERTH_ROOTFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/.cache/rootfs"));
+    if !p.join("bin/busybox").exists() {
+        let st = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/mkrootfs.sh"))
+            .arg(&p)
+            .status()
+            .expect("running hack/mkrootfs.sh");
+        assert!(st.success(), "hack/mkrootfs.sh failed");
+    }
+    p
+}
+
+pub struct Env {
+    pub tmp: PathBuf,
+    pub root: PathBuf,
+    /// Test-only cgroup parent (relative to the hierarchy roots), e.g. `/berth-test-123-4`.
+    pub cg_parent: String,
+    pub name: String,
+}
+
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub config: Value,
+}
+
+impl Bundle {
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+    pub fn save(&self) {
+        std::fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+    }
+}
+
+impl Env {
+    pub fn new(name: &str) -> Env {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{name}-{}-{n}", std::process::id());
+        let tmp = std::env::temp_dir().join(format!("berth-test-{tag}"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        Env {
+            root: tmp.join("state"),
+            tmp,
+            cg_parent: format!("/berth-test-{tag}"),
+            name: name.to_string(),
+        }
+    }
+
+    /// A unique container id for this env.
+    pub fn id(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.name)
+    }
+
+    /// A bundle with its own copy of the rootfs and a config like `berth spec` writes, with no
+    /// terminal, the given args, and the cgroup under this env's parent.
+    pub fn bundle(&self, id: &str, args: &[&str]) -> Bundle {
+        let dir = self.tmp.join(format!("bundle-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(rootfs_src())
+            .arg(dir.join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = Command::new(berth_bin()).arg("spec").arg("--bundle").arg(&dir).output().unwrap();
+        assert!(out.status.success(), "berth spec: {}", String::from_utf8_lossy(&out.stderr));
+        let mut config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        config["linux"]["cgroupsPath"] = json!(format!("{}/{id}", self.cg_parent));
+        let b = Bundle { dir, config };
+        b.save();
+        b
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(berth_bin());
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    /// Run berth with args; stdin is null, output captured.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// `berth run` of the bundle; returns (exit code, stdout, stderr).
+    pub fn run(&self, id: &str, b: &Bundle) -> (i32, String, String) {
+        b.save();
+        let out = self
+            .cmd()
+            .args(["run", "--bundle"])
+            .arg(&b.dir)
+            .arg(id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `berth create` with the container's stdio going to files in the bundle
+    /// (`stdout`, `stderr`); panics with berth's stderr if it fails.
+    pub fn create(&self, id: &str, b: &Bundle) {
+        let out = self.try_create(id, b);
+        assert!(out.status.success(), "create {id} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn try_create(&self, id: &str, b: &Bundle) -> Output {
+        b.save();
+        let so = std::fs::File::create(b.dir.join("stdout")).unwrap();
+        let se = std::fs::File::create(b.dir.join("stderr")).unwrap();
+        let mut c = self.cmd();
+        c.args(["create", "--bundle"]).arg(&b.dir).arg(id);
+        c.stdin(Stdio::null()).stdout(so).stderr(se);
+        let status = c.status().unwrap();
+        let stderr = std::fs::read(b.dir.join("stderr")).unwrap_or_default();
+        Output {
+            status,
+            stdout: vec![],
+            stderr,
+        }
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Wait until the container's status is `want` (up to 10 s).
+    pub fn wait_status(&self, id: &str, want: &str) {
+        for _ in 0..2000 {
+            if self.status(id) == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("container {id} never became {want}: {}", self.status(id));
+    }
+
+    /// The directories of this env's cgroup parent in every hierarchy.
+    pub fn cgroup_parent_dirs(&self) -> Vec<PathBuf> {
+        let mut v = vec![];
+        for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let p = e.path().join(self.cg_parent.trim_start_matches('/'));
+            if p.exists() {
+                v.push(p);
+            }
+        }
+        let p = Path::new("/sys/fs/cgroup").join(self.cg_parent.trim_start_matches('/'));
+        if p.exists() && !v.contains(&p) {
+            v.push(p);
+        }
+        v
+    }
+}
+
+fn rmdir_tree(p: &Path) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                rmdir_tree(&e.path());
+            }
+        }
+    }
+    for _ in 0..200 {
+        match std::fs::remove_dir(p) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if id.starts_with('.') {
+                    let _ = std::fs::remove_dir_all(e.path());
+                    continue;
+                }
+                let _ = self.cmd().args(["delete", "--force", &id]).stdin(Stdio::null()).output();
+            }
+        }
+        for d in self.cgroup_parent_dirs() {
+            // Anything still inside is killed first (by pid, from the cgroup itself).
+            for procs in ["cgroup.procs"] {
+                if let Ok(t) = std::fs::read_to_string(d.join(procs)) {
+                    for pid in t.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                        // SAFETY: kill(2) of a pid we read from our own test cgroup.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+            rmdir_tree(&d);
+        }
+        let _ = Command::new("umount").arg("-R").arg("-l").arg(&self.tmp).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// Is `pid` alive (and not a zombie)?
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let rest = &s[s.rfind(')').unwrap() + 2..];
+            !rest.starts_with('Z') && !rest.starts_with('X')
+        })
+        .unwrap_or(false)
+}
