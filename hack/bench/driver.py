@@ -23,6 +23,7 @@ import threading
 import time
 
 NS = time.perf_counter_ns
+STOP = threading.Event()  # set on Ctrl-C: worker threads stop creating containers
 CALL_TIMEOUT = 60.0  # seconds for one runtime invocation
 
 # --------------------------------------------------------------------------- output
@@ -349,6 +350,21 @@ class Runtime:
         return None
 
 
+def run_threads(fn, n):
+    """Run fn in n threads; on Ctrl-C tell them to stop and still wait for them."""
+    ths = [threading.Thread(target=fn) for _ in range(n)]
+    for th in ths:
+        th.start()
+    try:
+        for th in ths:
+            th.join()
+    except BaseException:
+        STOP.set()
+        for th in ths:
+            th.join()
+        raise
+
+
 def rss_of(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -414,8 +430,8 @@ class Bench:
         self.cgparent = a.cgparent
         self.runid = a.runid
         self.quick = a.quick
-        self.n = a.n or (8 if a.quick else 40)
-        self.rounds_tput = a.tput_rounds or (1 if a.quick else 3)
+        self.n = a.n or (8 if a.quick else 100)
+        self.rounds_tput = a.tput_rounds or (1 if a.quick else 5)
         self.tput_total = a.tput_total or (40 if a.quick else 200)
         self.tput_par = a.tput_par
         self.levels = [int(x) for x in (a.levels or ("1,10,100" if a.quick else "1,100,1000")).split(",")]
@@ -425,6 +441,11 @@ class Bench:
             name, path = spec.split("=", 1)
             self.rts.append(Runtime(name, path, self))
         self.ref = None
+
+    def why(self, rt, err):
+        if rt.broken:
+            return "not measured (see 'runtimes' above)"
+        return err.get(rt.name)
 
     def ok_rts(self):
         return [r for r in self.rts if not r.broken]
@@ -489,19 +510,19 @@ class Bench:
         t = Table(self, "lifecycle: create + start + wait for exit + delete of /bin/true")
         for rt in self.rts:
             if rt.broken or rt.name in err:
-                t.add(rt.name, [], failed=rt.broken or err[rt.name])
+                t.add(rt.name, [], failed=self.why(rt, err))
             else:
                 t.add(rt.name, [d["total"] for d in s[rt.name]])
         t.add("floor", s["floor"], note="unshare " + " ".join(FLOOR_NS_FLAGS) + " --root ROOTFS /bin/true")
         t.show()
-        for part in ("create", "start", "wait", "delete"):
-            tp = Table(self, f"  lifecycle part: {part}")
-            for rt in self.rts:
-                if rt.broken or rt.name in err:
-                    tp.add(rt.name, [], failed=rt.broken or err[rt.name])
-                else:
-                    tp.add(rt.name, [d[part] for d in s[rt.name]])
-            tp.show()
+        out("  lifecycle parts, medians [ms]  (wait = from `start` returning to the init's exit)")
+        out(f"  {'runtime':<9} {'create':>9} {'start':>9} {'wait':>9} {'delete':>9}")
+        for rt in self.rts:
+            if rt.broken or rt.name in err or not s[rt.name]:
+                continue
+            med = [fmt_ms(statistics.median(d[k] for d in s[rt.name])) for k in ("create", "start", "wait", "delete")]
+            out(f"  {rt.name:<9} " + " ".join(f"{m:>9}" for m in med))
+        out()
         for rt in self.rts:
             if rt.name in err:
                 rt.broken = err[rt.name]
@@ -521,8 +542,8 @@ class Bench:
         s, err = self.interleave(lambda rt: rt.rss_create(self.a.rsswrap), n)
         for rt in self.rts:
             if rt.broken or rt.name in err:
-                tr.add(rt.name, [], failed=rt.broken or err[rt.name])
-                th.add(rt.name, [], failed=rt.broken or err[rt.name])
+                tr.add(rt.name, [], failed=self.why(rt, err))
+                th.add(rt.name, [], failed=self.why(rt, err))
             else:
                 tr.add(rt.name, [d[0] for d in s[rt.name]])
                 th.add(rt.name, [d[1] for d in s[rt.name] if d[1] is not None])
@@ -546,7 +567,7 @@ class Bench:
         t = Table(self, "run of /bin/true (foreground; the runtime deletes the container itself)")
         for rt in self.rts:
             if rt.broken or rt.name in err:
-                t.add(rt.name, [], failed=rt.broken or err.get(rt.name))
+                t.add(rt.name, [], failed=self.why(rt, err))
             else:
                 t.add(rt.name, s[rt.name])
         t.add("floor", s["floor"])
@@ -578,7 +599,7 @@ class Bench:
         t = Table(self, "exec of /bin/true into a running container (its init runs `sleep`)")
         for rt in self.rts:
             if rt.broken or rt.name in err:
-                t.add(rt.name, [], failed=rt.broken or err.get(rt.name))
+                t.add(rt.name, [], failed=self.why(rt, err))
             else:
                 t.add(rt.name, s[rt.name])
         t.show()
@@ -591,7 +612,8 @@ class Bench:
         def worker():
             while True:
                 with lock:
-                    if len(pop) + worker.inflight >= target or errs or time.monotonic() > deadline:
+                    if (len(pop) + worker.inflight >= target or errs or STOP.is_set()
+                            or time.monotonic() > deadline):
                         return
                     worker.inflight += 1
                 try:
@@ -606,11 +628,7 @@ class Bench:
                         worker.inflight -= 1
 
         worker.inflight = 0
-        ths = [threading.Thread(target=worker) for _ in range(4)]
-        for th in ths:
-            th.start()
-        for th in ths:
-            th.join()
+        run_threads(worker, 4)
         if errs:
             raise CallFailed(errs[0])
 
@@ -662,8 +680,8 @@ class Bench:
                 s2, e2 = self.interleave(ls, n)
                 for k, v in list(e1.items()) + list(e2.items()):
                     err.setdefault(k, v)
-                res[("state", level)] = (s1, dict(have_n))
-                res[("list", level)] = (s2, dict(have_n))
+                res[("state", level)] = (s1, dict(have_n), dict(err))
+                res[("list", level)] = (s2, dict(have_n), dict(err))
                 levels_done.append(level)
         finally:
             log("state/list: deleting populations")
@@ -672,14 +690,15 @@ class Bench:
             reap_strays()
         for fig in ("state", "list"):
             for level in levels_done:
-                s, have_n = res[(fig, level)]
+                s, have_n, err = res[(fig, level)]
                 what = "state <id>" if fig == "state" else "list (table format)"
                 t = Table(self, f"{what} with {level} container(s) present (running `sleep`)")
                 for rt in self.rts:
                     if rt.broken or rt.name in err:
-                        t.add(rt.name, [], failed=rt.broken or err.get(rt.name))
+                        t.add(rt.name, [], failed=self.why(rt, err))
                     else:
-                        note = "" if have_n[rt.name] == level else f"only {have_n[rt.name]} containers (population budget)"
+                        note = ("" if have_n[rt.name] == level
+                                else f"only {have_n[rt.name]} containers (population budget POP_BUDGET)")
                         t.add(rt.name, s[rt.name], note=note)
                 t.show()
 
@@ -700,7 +719,6 @@ class Bench:
             th.start()
         for th in ths:
             th.join()
-        cids.clear()
 
     def run_throughput(self):
         total, par = self.tput_total, self.tput_par
@@ -713,7 +731,7 @@ class Bench:
             def worker():
                 while True:
                     with lock:
-                        if state["left"] <= 0 or state["err"]:
+                        if state["left"] <= 0 or state["err"] or STOP.is_set():
                             return
                         state["left"] -= 1
                     try:
@@ -723,11 +741,7 @@ class Bench:
                             state["err"] = str(e)
 
             t0 = NS()
-            ths = [threading.Thread(target=worker) for _ in range(par)]
-            for th in ths:
-                th.start()
-            for th in ths:
-                th.join()
+            run_threads(worker, par)
             t1 = NS()
             reap_strays()
             if state["err"]:
@@ -739,7 +753,7 @@ class Bench:
         t = Table(self, f"throughput: wall time for {total} lifecycles, {par} at a time", unit="s", fmt=sec)
         for rt in self.rts:
             if rt.broken or rt.name in err:
-                t.add(rt.name, [], failed=rt.broken or err.get(rt.name))
+                t.add(rt.name, [], failed=self.why(rt, err))
             else:
                 rate = total / (statistics.median(s[rt.name]) / 1e9)
                 t.add(rt.name, s[rt.name], note=f"= {rate:.1f} lifecycles/s")
@@ -814,6 +828,7 @@ def main():
         rc = b.main()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        STOP.set()
         log("interrupted; cleaning up")
         rc = 130
     finally:

@@ -32,7 +32,7 @@ if [ "$BERTH_BENCH_INNER" = ns ]; then
         # <path>/ and writes cgroup.procs under /sys/fs/cgroup/unified; with the tmpfs those
         # writes vanish with the namespace instead of landing on the host's /sys/fs/cgroup tmpfs.
         if umount /sys/fs/cgroup/unified 2>/dev/null &&
-            mount -t tmpfs -o size=4m,mode=755 berth-bench-empty /sys/fs/cgroup/unified; then
+            mount -t tmpfs -o size=256m,mode=755 berth-bench-empty /sys/fs/cgroup/unified; then
             setting="$setting; /sys/fs/cgroup/unified (cgroup2, hugetlb only) unmounted and replaced by an empty private tmpfs -> pure cgroup v1"
         else
             setting="$setting; could not unmount /sys/fs/cgroup/unified (crun will likely refuse)"
