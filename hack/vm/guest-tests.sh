@@ -168,11 +168,11 @@ check_cargo() { # spec
     local spec=$1 bin out rc
     read -r -a words <<<"$spec"
     [ ${#words[@]} -gt 0 ] || return 0
+    spec=${words[*]}
     bin=$(find_testbin "${words[0]}")
     if [ -z "$bin" ]; then
         result FAIL "cargo test $spec" "no test binary '${words[0]}' in target/release/deps"; return
     fi
-    spec=${words[*]}
     out=$(BERTH_CGROUP_MODE=v2 BERTH_ROOTFS=$ROOTFS timeout "$tmo" "$bin" "${words[@]:1}" 2>&1 </dev/null); rc=$?
     if [ $rc = 0 ] && grep -q '^running 0 tests' <<<"$out" && ! grep -q '^running [1-9]' <<<"$out"; then
         result FAIL "cargo test $spec" "no test matched"

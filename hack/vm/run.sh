@@ -59,11 +59,16 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-vm.XXXXXX")
 echo $$ > "$tmp/owner"
 qpid=""
 cleanup() {
-    local pid
-    pid=$(cat "$tmp/qemu.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-    [ -n "$qpid" ] && kill -KILL "$qpid" 2>/dev/null || true
-    [ -n "$qpid" ] && wait "$qpid" 2>/dev/null || true
+    set +e   # in an EXIT trap errexit would skip the rest
+    local pid w
+    if [ -n "$qpid" ]; then   # still running: we are interrupted or failing
+        pid=$(cat "$tmp/qemu.pid" 2>/dev/null || true)
+        [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+        kill -TERM "$qpid" 2>/dev/null   # timeout passes it on to qemu, reaps it, exits
+        ( sleep 5; kill -KILL "$qpid" 2>/dev/null ) & w=$!
+        wait "$qpid" 2>/dev/null
+        kill "$w" 2>/dev/null
+    fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -46,6 +46,13 @@ if [ $refresh = 0 ] && [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$wa
 fi
 
 mkdir -p "$cache/debs"
+# One builder at a time; whoever waited finds the cache ready.
+exec 9> "$cache/.lock"
+flock 9
+if [ $refresh = 0 ] && [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$want_stamp" ] &&
+   [ -s "$cache/vmlinux" ] && [ -s "$cache/initramfs.cpio" ]; then
+    exit 0
+fi
 # Which kernel: what linux-image-amd64 depends on (the generic flavour; -cloud lacks 9p).
 resolve_kernel() {
     apt-cache depends linux-image-amd64 2>/dev/null |
