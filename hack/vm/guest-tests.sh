@@ -145,7 +145,7 @@ check_io() { # name binary
     if [ $rc = 0 ] && grep -q "^$VM_DISK_DEV rbps=$RBPS " <<<"$out"; then
         result PASS "$name run: io.max '$VM_DISK_DEV rbps=$RBPS' from blockIO.throttleReadBpsDevice"
     else
-        result FAIL "$name run: io.max from blockIO.throttleReadBpsDevice" "exit $rc"
+        result FAIL "$name run: io.max from blockIO.throttleReadBpsDevice" "exit $rc, io.max in the container: '$(tr "\n" " " <<<"$out" | cut -c1-120)'"
         indent <<<"$out"
     fi
     timeout 10 "${rt[@]}" delete -f "$name-io" >/dev/null 2>&1
