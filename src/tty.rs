@@ -122,3 +122,17 @@ pub fn make_stdio(peer: &OwnedFd) -> Result<()> {
     }
     Ok(())
 }
+
+/// Bind the pty peer over /dev/console (runtime-linux.md: /dev/console is set up when
+/// process.terminal is true).
+pub fn bind_console(peer: &OwnedFd) -> Result<()> {
+    use nix::mount::{MsFlags, mount};
+    let console = Path::new("/dev/console");
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(console) {
+        Ok(_) => {}
+        Err(e) => return Err(anyhow!("process.terminal: creating /dev/console: {e}")),
+    }
+    let src = format!("/proc/self/fd/{}", peer.as_raw_fd());
+    mount(Some(src.as_str()), console, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| anyhow!("process.terminal: binding the pty to /dev/console: {e}"))
+}

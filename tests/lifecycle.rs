@@ -15,20 +15,57 @@ fn run_prints_output_and_returns_exit_code() {
     assert!(!env.root.join(&id).exists(), "run must delete the container");
 }
 
+fn spawn_run(env: &Env, id: &str, b: &Bundle) -> std::process::Child {
+    b.save();
+    env.cmd()
+        .args(["run", "--bundle"])
+        .arg(&b.dir)
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(b.dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(b.dir.join("stderr")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn run_reports_signal_as_128_plus_n() {
     let env = Env::new("runsig");
     let id = env.id("a");
-    let b = env.bundle(&id, &["sh", "-c", "kill -USR1 $$; sleep 5"]);
-    let (code, _, err) = env.run(&id, &b);
-    assert_eq!(code, 128 + 10, "stderr: {err}");
+    let b = env.bundle(&id, &["sleep", "1000"]);
+    let mut child = spawn_run(&env, &id, &b);
+    env.wait_status(&id, "running");
+    env.ok(&["kill", &id, "KILL"]);
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(128 + 9));
+    assert!(!env.root.join(&id).exists());
+}
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    let env = Env::new("runfwd");
+    let id = env.id("a");
+    let b = env.bundle(&id, &["sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done"]);
+    let mut child = spawn_run(&env, &id, &b);
+    env.wait_status(&id, "running");
+    for _ in 0..400 {
+        if std::fs::read_to_string(b.dir.join("stdout")).unwrap_or_default().contains("ready") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) of the berth process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(42), "{}", std::fs::read_to_string(b.dir.join("stderr")).unwrap());
+    assert!(std::fs::read_to_string(b.dir.join("stdout")).unwrap().contains("got-term"));
 }
 
 #[test]
 fn container_is_pid1_with_hostname_and_namespaces() {
     let env = Env::new("pid1");
     let id = env.id("a");
-    let b = env.bundle(&id, &["sh", "-c", "echo pid=$$; hostname; readlink /proc/self/ns/pid /proc/self/ns/mnt /proc/self/ns/uts /proc/self/ns/ipc /proc/self/ns/net /proc/self/ns/cgroup"]);
+    let b = env.bundle(&id, &["sh", "-c", "echo pid=$$; hostname; for n in pid mnt uts ipc net cgroup; do readlink /proc/self/ns/$n; done"]);
     let (code, out, err) = env.run(&id, &b);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -136,9 +173,12 @@ fn options_after_the_id_and_pid_file() {
         .arg("--root")
         .arg(&env.root)
         .stdin(std::process::Stdio::null())
-        .output()
+        // The container inherits berth's stdio: files, so nothing waits for its end.
+        .stdout(std::fs::File::create(env.tmp.join("out")).unwrap())
+        .stderr(std::fs::File::create(env.tmp.join("err")).unwrap())
+        .status()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.success(), "{}", std::fs::read_to_string(env.tmp.join("err")).unwrap());
     let pid: i64 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     assert_eq!(env.state(&id)["pid"], pid);
     let list = env.ok(&["list", "--format", "json"]);

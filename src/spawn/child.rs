@@ -128,6 +128,9 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         mount_label,
     };
     rootfs::mount_all(&root, spec, &mctx, plan.in_userns)?;
+    // A missing cwd is created (as runc does), inside the rootfs.
+    root.mkdir_all(&plan.cwd, rootfs::resolve::Kind::Dir)
+        .map_err(|e| anyhow!("process.cwd: {e:#}"))?;
     drop(root);
 
     // ---- hooks in the runtime namespace (run by berth), then createContainer here ----
@@ -135,7 +138,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     if plan.has_hooks {
         host_pid = request(&ctx.sync, Msg::RunHooks)?.unwrap_or(0);
         if let Some(h) = spec.hooks() {
-            let st = hook_state(ctx, host_pid, Status::Created);
+            let st = hook_state(ctx, host_pid, Status::Creating);
             crate::hooks::run_all("createContainer", h.create_container().as_ref(), &st)?;
         }
     }
@@ -143,6 +146,10 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // ---- pivot_root and what is done from inside ----
     rootfs::pivot(rootfs, ctx.opts.no_pivot)?;
     rootfs::set_root_propagation(prop)?;
+    // sysctls before readonlyPaths: /proc/sys is usually among them.
+    if let Some(l) = linux {
+        set_sysctls(l.sysctl().as_ref())?;
+    }
     if let Some(l) = linux {
         rootfs::mask_paths(l.masked_paths().as_deref().unwrap_or(&[]), mount_label)?;
         rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or(&[]), plan.in_userns)?;
@@ -163,12 +170,10 @@ fn setup(ctx: &Ctx) -> Result<Never> {
             .console
             .ok_or_else(|| anyhow!("process.terminal: no console socket"))?;
         crate::tty::send_master(sock, peer_raw(&master))?;
+        crate::tty::bind_console(&peer)?;
         drop(master);
         crate::tty::make_stdio(&peer)?;
         let _ = nix::unistd::fchown(peer.as_fd(), Some(Uid::from_raw(plan.uid)), None);
-    }
-    if let Some(l) = linux {
-        set_sysctls(l.sysctl().as_ref())?;
     }
     if let Some(h) = spec.hostname()
         && !h.is_empty()

@@ -167,8 +167,13 @@ impl Env {
     /// Wait until the container's status is `want` (up to 10 s).
     pub fn wait_status(&self, id: &str, want: &str) {
         for _ in 0..2000 {
-            if self.status(id) == want {
-                return;
+            // The container may not exist yet (a `run` still creating it).
+            let out = self.berth(&["state", id]);
+            if out.status.success() {
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                if v["status"] == want {
+                    return;
+                }
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
