@@ -5,7 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dest=${1:-$here/.cache/rootfs}
-[ -x "$dest/bin/busybox" ] && [ -f "$dest/.complete" ] && exit 0
+[ -x "$dest/bin/busybox" ] && [ -f "$dest/.complete" ] && { chmod 755 "$dest"; exit 0; }
 bb=/bin/busybox
 if ! file -L "$bb" 2>/dev/null | grep -q 'statically linked' && ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
     echo "mkrootfs: installing busybox-static" >&2
@@ -15,6 +15,7 @@ fi
 mkdir -p "$(dirname "$dest")"
 tmp=$(mktemp -d "$(dirname "$dest")/.rootfs.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"
 mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,home/user,var/tmp,run}
 chmod 1777 "$tmp/tmp" "$tmp/var/tmp"
 cp "$bb" "$tmp/bin/busybox"

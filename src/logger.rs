@@ -6,7 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 pub enum Format {
@@ -18,7 +18,6 @@ struct Logger {
     file: Option<File>,
     format: Format,
     debug: bool,
-    start: Instant,
 }
 
 static LOGGER: Mutex<Option<Logger>> = Mutex::new(None);
@@ -39,7 +38,6 @@ pub fn init(path: Option<&std::path::Path>, format: Format, debug: bool) -> anyh
         file,
         format,
         debug,
-        start: Instant::now(),
     });
     Ok(())
 }
@@ -51,23 +49,11 @@ pub fn debug_enabled() -> bool {
         .unwrap_or(false)
 }
 
-/// Milliseconds since logging was set up (used for per-phase timings with `--debug`).
-pub fn elapsed_ms() -> f64 {
-    LOGGER
-        .lock()
-        .ok()
-        .and_then(|l| l.as_ref().map(|l| l.start.elapsed().as_secs_f64() * 1000.0))
-        .unwrap_or(0.0)
-}
-
 pub fn error(msg: &str) {
     write("error", msg);
 }
 pub fn warn(msg: &str) {
     write("warning", msg);
-}
-pub fn info(msg: &str) {
-    write("info", msg);
 }
 pub fn debug(msg: &str) {
     if debug_enabled() {

@@ -69,7 +69,6 @@ pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
 pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
-pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
 /// mount_setattr(2) on `path` relative to `dir`, recursively when `recursive`.

@@ -128,11 +128,22 @@ pub fn make_stdio(peer: &OwnedFd) -> Result<()> {
 pub fn bind_console(peer: &OwnedFd) -> Result<()> {
     use nix::mount::{MsFlags, mount};
     let console = Path::new("/dev/console");
-    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(console) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(console)
+    {
         Ok(_) => {}
         Err(e) => return Err(anyhow!("process.terminal: creating /dev/console: {e}")),
     }
     let src = format!("/proc/self/fd/{}", peer.as_raw_fd());
-    mount(Some(src.as_str()), console, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| anyhow!("process.terminal: binding the pty to /dev/console: {e}"))
+    mount(
+        Some(src.as_str()),
+        console,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| anyhow!("process.terminal: binding the pty to /dev/console: {e}"))
 }

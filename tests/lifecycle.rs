@@ -12,7 +12,10 @@ fn run_prints_output_and_returns_exit_code() {
     assert_eq!(code, 7, "stderr: {err}");
     assert_eq!(out, "hello\n");
     assert_eq!(err, "err\n");
-    assert!(!env.root.join(&id).exists(), "run must delete the container");
+    assert!(
+        !env.root.join(&id).exists(),
+        "run must delete the container"
+    );
 }
 
 fn spawn_run(env: &Env, id: &str, b: &Bundle) -> std::process::Child {
@@ -45,11 +48,21 @@ fn run_reports_signal_as_128_plus_n() {
 fn run_forwards_signals_to_the_container() {
     let env = Env::new("runfwd");
     let id = env.id("a");
-    let b = env.bundle(&id, &["sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done"]);
+    let b = env.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done",
+        ],
+    );
     let mut child = spawn_run(&env, &id, &b);
     env.wait_status(&id, "running");
     for _ in 0..400 {
-        if std::fs::read_to_string(b.dir.join("stdout")).unwrap_or_default().contains("ready") {
+        if std::fs::read_to_string(b.dir.join("stdout"))
+            .unwrap_or_default()
+            .contains("ready")
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -57,8 +70,17 @@ fn run_forwards_signals_to_the_container() {
     // SAFETY: kill(2) of the berth process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();
-    assert_eq!(st.code(), Some(42), "{}", std::fs::read_to_string(b.dir.join("stderr")).unwrap());
-    assert!(std::fs::read_to_string(b.dir.join("stdout")).unwrap().contains("got-term"));
+    assert_eq!(
+        st.code(),
+        Some(42),
+        "{}",
+        std::fs::read_to_string(b.dir.join("stderr")).unwrap()
+    );
+    assert!(
+        std::fs::read_to_string(b.dir.join("stdout"))
+            .unwrap()
+            .contains("got-term")
+    );
 }
 
 #[test]
@@ -71,9 +93,16 @@ fn container_is_pid1_with_hostname_and_namespaces() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "pid=1");
     assert_eq!(lines[1], "berth");
-    for (i, ns) in ["pid", "mnt", "uts", "ipc", "net", "cgroup"].iter().enumerate() {
+    for (i, ns) in ["pid", "mnt", "uts", "ipc", "net", "cgroup"]
+        .iter()
+        .enumerate()
+    {
         let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
-        assert_ne!(lines[2 + i], host.to_string_lossy(), "{ns} namespace must be new");
+        assert_ne!(
+            lines[2 + i],
+            host.to_string_lossy(),
+            "{ns} namespace must be new"
+        );
     }
 }
 
@@ -81,7 +110,10 @@ fn container_is_pid1_with_hostname_and_namespaces() {
 fn create_start_state_kill_delete() {
     let env = Env::new("lifecycle");
     let id = env.id("a");
-    let b = env.bundle(&id, &["sh", "-c", "echo started > /tmp/marker; exec sleep 1000"]);
+    let b = env.bundle(
+        &id,
+        &["sh", "-c", "echo started > /tmp/marker; exec sleep 1000"],
+    );
     env.create(&id, &b);
     let st = env.state(&id);
     assert_eq!(st["status"], "created");
@@ -99,12 +131,17 @@ fn create_start_state_kill_delete() {
     env.ok(&["start", &id]);
     env.wait_status(&id, "running");
     for _ in 0..200 {
-        if String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).contains("sleep") {
+        if String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+            .contains("sleep")
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert!(String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).starts_with("sleep"));
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+            .starts_with("sleep")
+    );
 
     // start twice is an error
     let out = env.berth(&["start", &id]);
@@ -121,7 +158,12 @@ fn create_start_state_kill_delete() {
     assert!(!env.berth(&["kill", &id, "TERM"]).status.success());
     env.ok(&["delete", &id]);
     assert!(!env.root.join(&id).exists());
-    assert!(env.cgroup_parent_dirs().iter().all(|d| !d.join(&id).exists()), "cgroup left behind");
+    assert!(
+        env.cgroup_parent_dirs()
+            .iter()
+            .all(|d| !d.join(&id).exists()),
+        "cgroup left behind"
+    );
     assert!(!alive(pid));
 }
 
@@ -129,7 +171,14 @@ fn create_start_state_kill_delete() {
 fn kill_accepts_names_and_numbers() {
     let env = Env::new("killsig");
     let id = env.id("a");
-    let b = env.bundle(&id, &["sh", "-c", "trap 'echo got-usr1; exit 0' USR1; while true; do sleep 0.05; done"]);
+    let b = env.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-usr1; exit 0' USR1; while true; do sleep 0.05; done",
+        ],
+    );
     env.create(&id, &b);
     env.ok(&["start", &id]);
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -178,8 +227,16 @@ fn options_after_the_id_and_pid_file() {
         .stderr(std::fs::File::create(env.tmp.join("err")).unwrap())
         .status()
         .unwrap();
-    assert!(out.success(), "{}", std::fs::read_to_string(env.tmp.join("err")).unwrap());
-    let pid: i64 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(
+        out.success(),
+        "{}",
+        std::fs::read_to_string(env.tmp.join("err")).unwrap()
+    );
+    let pid: i64 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(env.state(&id)["pid"], pid);
     let list = env.ok(&["list", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&list).unwrap();

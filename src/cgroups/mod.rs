@@ -141,8 +141,10 @@ impl Manager {
 
     /// Apply `linux.resources`.
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(m) = r.memory() {
-            if let Some(limit) = m.limit() {
+        if let Some(m) = r.memory()
+            && let Some(limit) = m.limit()
+        {
+            {
                 match (self.v1_dir("memory"), self.st.mode) {
                     (_, Mode::V2) => {
                         let v = if limit < 0 {

@@ -15,7 +15,7 @@ use oci_spec::runtime::Spec;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use resolve::{Kind, Root, fd_path};
+use resolve::{Root, fd_path};
 
 /// Set the propagation of the whole view and make the rootfs a mount point.
 pub fn prepare_root(rootfs: &Path, propagation: Option<&str>) -> Result<MsFlags> {
@@ -249,10 +249,4 @@ pub fn readonly_paths(paths: &[String], userns: bool) -> Result<()> {
         .map_err(|e| anyhow!("linux.readonlyPaths[{i}]: remounting {p} read-only: {e}"))?;
     }
     Ok(())
-}
-
-/// Unused helper kept for mount targets that must be a directory.
-#[allow(dead_code)]
-pub fn ensure_dir(root: &Root, p: &Path) -> Result<()> {
-    root.mkdir_all(p, Kind::Dir).map(drop)
 }

@@ -16,7 +16,6 @@ const RESOLVE_IN_ROOT: u64 = 0x10;
 /// The directory every container path is resolved in.
 pub struct Root {
     pub fd: OwnedFd,
-    pub path: PathBuf,
 }
 
 pub enum Kind {
@@ -34,10 +33,7 @@ impl Root {
             Mode::empty(),
         )
         .map_err(|e| anyhow!("opening rootfs {}: {e}", path.display()))?;
-        Ok(Root {
-            fd,
-            path: path.to_path_buf(),
-        })
+        Ok(Root { fd })
     }
 
     /// Open an existing path inside the root (O_PATH), or None if it does not exist.

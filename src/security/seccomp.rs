@@ -17,6 +17,7 @@ impl Filter {
     }
 
     /// Does the filter use SCMP_ACT_NOTIFY (a listener fd comes out of `load`)?
+    #[allow(dead_code)]
     pub fn wants_notify(&self) -> bool {
         false
     }

@@ -29,7 +29,6 @@ pub struct Plan {
     pub new_userns: bool,
     pub in_userns: bool,
     pub cgroup_ns: bool,
-    pub mount_ns: bool,
     /// A new pid namespace made by unshare + fork in the child, or a joined pid namespace, or
     /// a time namespace: the container process is the child's child.
     pub second_fork: bool,
@@ -268,7 +267,6 @@ impl Plan {
             new_userns,
             in_userns,
             cgroup_ns,
-            mount_ns,
             second_fork,
             time_ns,
             unshare_pid,

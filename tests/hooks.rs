@@ -1,0 +1,93 @@
+//! Hooks: all six points, in order, with the state on stdin; failure rules; timeouts.
+mod common;
+use common::*;
+use serde_json::json;
+
+fn hook(log: &std::path::Path, name: &str) -> serde_json::Value {
+    // Each hook appends its name and the state it got on stdin.
+    json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name} $(cat) >> {}", log.display())]})
+}
+
+#[test]
+fn all_hooks_run_in_order_with_state() {
+    let env = Env::new("hooks");
+    let id = env.id("a");
+    let log = env.tmp.join("hooks.log");
+    let mut b = env.bundle(&id, &["true"]);
+    // startContainer runs inside the container: log to a file there, read it afterwards.
+    b.config["hooks"] = json!({
+        "prestart": [hook(&log, "prestart")],
+        "createRuntime": [hook(&log, "createRuntime")],
+        "createContainer": [hook(&log, "createContainer")],
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo startContainer > /tmp/started"]}],
+        "poststart": [hook(&log, "poststart")],
+        "poststop": [hook(&log, "poststop")]
+    });
+    b.config["root"]["readonly"] = json!(false);
+    env.create(&id, &b);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let names: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(names, ["prestart", "createRuntime", "createContainer"]);
+    let st: serde_json::Value =
+        serde_json::from_str(text.lines().next().unwrap().split_once(' ').unwrap().1).unwrap();
+    assert_eq!(st["id"], id.as_str());
+    assert_eq!(st["status"], "creating");
+    assert!(st["pid"].as_i64().unwrap() > 0);
+    env.ok(&["start", &id]);
+    env.wait_status(&id, "stopped");
+    env.ok(&["delete", &id]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let names: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ]
+    );
+    assert!(
+        b.rootfs().join("tmp/started").exists(),
+        "startContainer ran in the container"
+    );
+}
+
+#[test]
+fn failing_create_hook_fails_create_and_poststop_failure_is_a_warning() {
+    let env = Env::new("hookfail");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["true"]);
+    b.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo boom >&2; exit 3"]}]});
+    let out = env.try_create(&id, &b);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("createRuntime hook") && err.contains("boom"),
+        "{err}"
+    );
+    assert!(!env.root.join(&id).exists());
+
+    let mut b = env.bundle(&id, &["true"]);
+    b.config["hooks"] = json!({"poststop": [{"path": "/bin/false"}]});
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+    env.wait_status(&id, "stopped");
+    env.ok(&["delete", &id]);
+}
+
+#[test]
+fn hook_timeout() {
+    let env = Env::new("hooktimeout");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["true"]);
+    b.config["hooks"] =
+        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
+    let t = std::time::Instant::now();
+    let out = env.try_create(&id, &b);
+    assert!(!out.status.success());
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out"));
+    assert!(!env.root.join(&id).exists());
+}
