@@ -191,6 +191,7 @@ pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<()> {
 
 /// Does the rule list allow `access` to the device (the semantics the eBPF program implements;
 /// used by the unit tests)?
+#[cfg(test)]
 pub fn allows(rules: &[Rule], typ: char, major: u32, minor: u32, access: u32) -> bool {
     [ACC_MKNOD, ACC_READ, ACC_WRITE]
         .into_iter()

@@ -493,13 +493,13 @@ fn cpu_v1(d: &Path, c: &LinuxCpu) -> Result<()> {
     }
     let period = c.period().filter(|&p| p != 0);
     let quota = c.quota().filter(|&q| q != 0);
-    if let Some(p) = period {
-        if let Err(e) = write_file(d, "cpu.cfs_period_us", &p.to_string(), &f("period")) {
-            // A shorter period can be refused while the old quota stands: quota first then.
-            let Some(q) = quota else { return Err(e) };
-            write_file(d, "cpu.cfs_quota_us", &q.to_string(), &f("quota"))?;
-            write_file(d, "cpu.cfs_period_us", &p.to_string(), &f("period"))?;
-        }
+    if let Some(p) = period
+        && let Err(e) = write_file(d, "cpu.cfs_period_us", &p.to_string(), &f("period"))
+    {
+        // A shorter period can be refused while the old quota stands: quota first then.
+        let Some(q) = quota else { return Err(e) };
+        write_file(d, "cpu.cfs_quota_us", &q.to_string(), &f("quota"))?;
+        write_file(d, "cpu.cfs_period_us", &p.to_string(), &f("period"))?;
     }
     if let Some(q) = quota {
         write_file(d, "cpu.cfs_quota_us", &q.to_string(), &f("quota"))?;

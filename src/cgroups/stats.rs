@@ -5,9 +5,9 @@
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
+use super::Manager;
 use super::fs::{read, read_kv, read_u64};
 use super::resources::Place;
-use super::{Manager, Mode};
 
 fn put(m: &mut Map<String, Value>, k: &str, v: u64) {
     if v != 0 {
@@ -305,10 +305,6 @@ impl Manager {
             None => 0,
         }
     }
-
-    pub fn mode(&self) -> Mode {
-        self.st.mode
-    }
 }
 
 /// Huge page sizes of this host in cgroup notation ("2MB", "1GB").
@@ -333,9 +329,9 @@ pub fn hugepage_sizes() -> Vec<String> {
 }
 
 fn kb_to_name(kb: u64) -> String {
-    if kb >= 1 << 20 && kb % (1 << 20) == 0 {
+    if kb >= 1 << 20 && kb.is_multiple_of(1 << 20) {
         format!("{}GB", kb >> 20)
-    } else if kb >= 1 << 10 && kb % (1 << 10) == 0 {
+    } else if kb >= 1 << 10 && kb.is_multiple_of(1 << 10) {
         format!("{}MB", kb >> 10)
     } else {
         format!("{kb}KB")

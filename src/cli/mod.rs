@@ -65,6 +65,7 @@ pub struct Global {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Cmd {
     /// Create a container (runs everything up to the exec of the process)
     Create(create::Args),
