@@ -97,6 +97,8 @@ fn compile(rules: &[Rule]) -> Result<Vec<Insn>> {
         a.emit(ALU64_MOV_X, 6, 3, 0, 0);
         a.emit(ALU64_AND_K, 6, 0, 0, bit as i32);
         a.jump(JMP_JEQ_K, 6, 0, next_bit);
+        // The verifier refuses unreachable code: after a rule that matches everything, stop.
+        let mut decided = false;
         for r in rules.iter().rev().filter(|r| r.access & bit != 0) {
             let next_rule = a.label();
             match r.typ {
@@ -117,10 +119,13 @@ fn compile(rules: &[Rule]) -> Result<Vec<Insn>> {
             }
             a.bind(next_rule);
             if r.typ == 'a' && r.major.is_none() && r.minor.is_none() {
-                break; // matches everything: nothing before it can be reached
+                decided = true;
+                break;
             }
         }
-        a.ret(0); // no rule holds this access: denied
+        if !decided {
+            a.ret(0); // no rule holds this access: denied
+        }
         a.bind(next_bit);
     }
     a.ret(1);
@@ -369,6 +374,27 @@ mod tests {
         .unwrap();
         let rs = rules(&spec).unwrap();
         let p = compile(&rs).unwrap();
+        // Every instruction reachable (the verifier's rule), every jump in range.
+        let mut seen = vec![false; p.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            if seen[pc] {
+                continue;
+            }
+            seen[pc] = true;
+            let i = p[pc];
+            let target = (pc as i64 + 1 + i.off as i64) as usize;
+            match i.code {
+                JMP_EXIT => {}
+                JMP_JA => todo.push(target),
+                JMP_JEQ_K | JMP_JNE_K => {
+                    todo.push(target);
+                    todo.push(pc + 1);
+                }
+                _ => todo.push(pc + 1),
+            }
+        }
+        assert!(seen.iter().all(|&s| s), "unreachable instructions");
         for (t, tc) in [(DEV_CHAR as u32, 'c'), (DEV_BLOCK as u32, 'b')] {
             for (ma, mi) in [
                 (1, 3),
