@@ -121,16 +121,52 @@ pub fn own_cgroups() -> Result<HashMap<String, String>> {
     Ok(m)
 }
 
-/// Write a cgroup file; the error names the config field and the file.
+/// Write a cgroup file; the error names the config field and the file. The file is never
+/// created: a missing one means the controller or the feature is absent on this host.
 pub fn write_file(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
+    use std::io::Write;
     let p = dir.join(file);
-    std::fs::write(&p, value).map_err(|e| {
-        anyhow!(
-            "{field}: writing {value:?} to {}: {}",
-            p.display(),
-            std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0))
-        )
+    let res = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .and_then(|mut f| f.write_all(value.as_bytes()));
+    res.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow!(
+                "{field}: {} does not exist: not supported by this host's cgroups",
+                p.display()
+            )
+        } else {
+            anyhow!(
+                "{field}: writing {value:?} to {}: {}",
+                p.display(),
+                std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0))
+            )
+        }
     })
+}
+
+/// Read a cgroup file, trimmed ("" when it cannot be read).
+pub fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Read a cgroup file holding one number ("max" → None).
+pub fn read_u64(dir: &Path, file: &str) -> Option<u64> {
+    read(dir, file).parse().ok()
+}
+
+/// `key value` lines (memory.stat, cpu.stat, memory.events) → map.
+pub fn read_kv(dir: &Path, file: &str) -> std::collections::BTreeMap<String, u64> {
+    read(dir, file)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 pub fn read_procs(dir: &Path) -> Result<Vec<i32>> {

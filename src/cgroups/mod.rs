@@ -5,11 +5,15 @@
 //! `<berth's own cgroup>/<id>`. The manager's state is kept in state.json so every later command
 //! drives the same directories.
 
+pub mod bpf;
+pub mod devices;
 pub mod fs;
+pub mod resources;
+pub mod stats;
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::Signal;
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -139,53 +143,43 @@ impl Manager {
         Ok(())
     }
 
-    /// Apply `linux.resources`.
+    /// Apply `linux.resources` at create: every resource, and the device rules (always: with no
+    /// `linux.resources.devices` the container still gets the default devices only).
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(m) = r.memory()
-            && let Some(limit) = m.limit()
-        {
-            {
-                match (self.v1_dir("memory"), self.st.mode) {
-                    (_, Mode::V2) => {
-                        let v = if limit < 0 {
-                            "max".to_string()
-                        } else {
-                            limit.to_string()
-                        };
-                        self.write_v2("memory.max", &v, "linux.resources.memory.limit")?;
-                    }
-                    (Some(d), _) => fs::write_file(
-                        d,
-                        "memory.limit_in_bytes",
-                        &limit.to_string(),
-                        "linux.resources.memory.limit",
-                    )?,
-                    (None, _) => bail!("linux.resources.memory: no memory controller on this host"),
-                }
-            }
-        }
-        if let Some(p) = r.pids() {
-            let v = if p.limit() <= 0 {
-                "max".to_string()
-            } else {
-                p.limit().to_string()
-            };
-            match (self.v1_dir("pids"), self.st.mode) {
-                (_, Mode::V2) => self.write_v2("pids.max", &v, "linux.resources.pids.limit")?,
-                (Some(d), _) => fs::write_file(d, "pids.max", &v, "linux.resources.pids.limit")?,
-                (None, _) => bail!("linux.resources.pids: no pids controller on this host"),
-            }
+        self.apply_resources(r, false)?;
+        self.apply_devices(r.devices().as_deref().unwrap_or(&[]))
+    }
+
+    /// `berth update`: the fields set in `delta` (0 = unchanged), and the device rules when given.
+    pub fn update(
+        &self,
+        delta: &LinuxResources,
+        devices: Option<&[LinuxDeviceCgroup]>,
+    ) -> Result<()> {
+        self.apply_resources(delta, true)?;
+        if let Some(d) = devices {
+            self.apply_devices(d)?;
         }
         Ok(())
     }
 
-    fn write_v2(&self, file: &str, value: &str, field: &str) -> Result<()> {
+    /// v1 devices.allow/deny, or on cgroup v2 the eBPF device program.
+    pub fn apply_devices(&self, spec: &[LinuxDeviceCgroup]) -> Result<()> {
+        let rules = devices::rules(spec)?;
+        if self.st.mode != Mode::V2 {
+            return match self.v1_dir("devices") {
+                Some(d) => devices::apply_v1(d, &rules),
+                None => bail!(
+                    "linux.resources.devices: the devices cgroup controller is not mounted on this host"
+                ),
+            };
+        }
         let d = self
             .st
             .v2
             .as_ref()
-            .ok_or_else(|| anyhow!("{field}: no cgroup2 hierarchy"))?;
-        fs::write_file(d, file, value, field)
+            .ok_or_else(|| anyhow!("linux.resources.devices: no cgroup2 directory"))?;
+        bpf::apply(d, &rules)
     }
 
     /// On pure cgroup v2, a descriptor of the container's cgroup for clone3(CLONE_INTO_CGROUP).

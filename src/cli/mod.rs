@@ -3,13 +3,18 @@
 
 mod create;
 mod delete;
+mod events;
 mod kill;
 mod list;
+mod pause;
+mod ps;
+mod resume;
 mod run;
 mod spec;
 mod start;
 mod state;
 mod unsupported;
+mod update;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
@@ -60,6 +65,7 @@ pub struct Global {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Cmd {
     /// Create a container (runs everything up to the exec of the process)
     Create(create::Args),
@@ -80,16 +86,16 @@ enum Cmd {
     Spec(spec::Args),
     /// Run a process in a running container (not supported yet)
     Exec(unsupported::Args),
-    /// List a container's processes (not supported yet)
-    Ps(unsupported::Args),
-    /// Freeze a container (not supported yet)
-    Pause(unsupported::Args),
-    /// Thaw a paused container (not supported yet)
-    Resume(unsupported::Args),
-    /// Update a container's resources (not supported yet)
-    Update(unsupported::Args),
-    /// Container events and stats (not supported yet)
-    Events(unsupported::Args),
+    /// List a container's processes
+    Ps(ps::Args),
+    /// Freeze every process of a container
+    Pause(pause::Args),
+    /// Thaw a paused container
+    Resume(resume::Args),
+    /// Update a container's resources
+    Update(update::Args),
+    /// Container events (stats, oom) or one stats snapshot
+    Events(events::Args),
     /// Describe what this runtime supports (not supported yet)
     Features(unsupported::Args),
     /// Checkpoint a container (not supported)
@@ -151,11 +157,11 @@ pub fn main() -> Result<i32> {
         Cmd::List(a) => list::run(&g, a),
         Cmd::Spec(a) => spec::run(&g, a),
         Cmd::Exec(_) => unsupported::fail("exec"),
-        Cmd::Ps(_) => unsupported::fail("ps"),
-        Cmd::Pause(_) => unsupported::fail("pause"),
-        Cmd::Resume(_) => unsupported::fail("resume"),
-        Cmd::Update(_) => unsupported::fail("update"),
-        Cmd::Events(_) => unsupported::fail("events"),
+        Cmd::Ps(a) => ps::run(&g, a),
+        Cmd::Pause(a) => pause::run(&g, a),
+        Cmd::Resume(a) => resume::run(&g, a),
+        Cmd::Update(a) => update::run(&g, a),
+        Cmd::Events(a) => events::run(&g, a),
         Cmd::Features(_) => unsupported::fail("features"),
         Cmd::Checkpoint(_) => unsupported::fail("checkpoint"),
         Cmd::Restore(_) => unsupported::fail("restore"),

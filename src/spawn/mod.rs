@@ -206,9 +206,14 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
 
     mgr.create()?;
     rb.cgroup = Some(Manager::from_state(mgr.state()));
-    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        mgr.apply(r)?;
-    }
+    // Always: with no linux.resources the device cgroup still gets the default rules.
+    mgr.apply(
+        &spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().clone())
+            .unwrap_or_default(),
+    )?;
     let cgroup_fd = mgr.clone_into_fd()?;
     ph.mark("cgroup");
 

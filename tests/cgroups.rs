@@ -1,0 +1,590 @@
+//! cgroups: resources at create and update (checked in the host's cgroup files and by their
+//! effect inside the container), devices, pause/resume, ps, events. Runs on this hybrid host
+//! and on a pure cgroup v2 guest (hack/vm).
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The container's directory for a controller (v1 hierarchy, or cgroup2 — the unified mount
+/// on a hybrid host for controllers that live only there).
+fn cgdir(env: &Env, id: &str, ctrl: &str) -> PathBuf {
+    let rel = format!("{}/{id}", env.cg_parent.trim_start_matches('/'));
+    let root = Path::new("/sys/fs/cgroup");
+    if v2() {
+        root.join(rel)
+    } else if root.join(ctrl).exists() {
+        root.join(ctrl).join(rel)
+    } else {
+        root.join("unified").join(rel)
+    }
+}
+
+fn cgread(env: &Env, id: &str, ctrl: &str, file: &str) -> String {
+    let p = cgdir(env, id, ctrl).join(file);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every directory of the container's cgroup, in every hierarchy.
+fn all_cg_dirs(env: &Env, id: &str) -> Vec<PathBuf> {
+    let rel = format!("{}/{id}", env.cg_parent.trim_start_matches('/'));
+    let mut v = vec![Path::new("/sys/fs/cgroup").join(&rel)];
+    for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        v.push(e.path().join(&rel));
+    }
+    v.into_iter().filter(|p| p.exists()).collect()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn resources_are_applied_at_create() {
+    let env = Env::new("cgres");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    b.config["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728, "kernel": 1234},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 50},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+        "devices": [{"allow": false, "access": "rwm"}]
+    });
+    let out = env.try_create(&id, &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("linux.resources.memory.kernel is deprecated"),
+        "{}",
+        stderr(&out)
+    );
+    if v2() {
+        assert_eq!(cgread(&env, &id, "memory", "memory.max"), "67108864");
+        assert_eq!(cgread(&env, &id, "memory", "memory.low"), "33554432");
+        assert_eq!(cgread(&env, &id, "memory", "memory.swap.max"), "67108864");
+        assert_eq!(cgread(&env, &id, "cpu", "cpu.weight"), "20");
+        assert_eq!(cgread(&env, &id, "cpu", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(
+            cgread(&env, &id, "memory", "memory.limit_in_bytes"),
+            "67108864"
+        );
+        assert_eq!(
+            cgread(&env, &id, "memory", "memory.soft_limit_in_bytes"),
+            "33554432"
+        );
+        assert_eq!(
+            cgread(&env, &id, "memory", "memory.memsw.limit_in_bytes"),
+            "134217728"
+        );
+        assert_eq!(cgread(&env, &id, "cpu", "cpu.shares"), "512");
+        assert_eq!(cgread(&env, &id, "cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(cgread(&env, &id, "cpu", "cpu.cfs_period_us"), "100000");
+        assert!(cgread(&env, &id, "devices", "devices.list").contains("c 1:3 rwm"));
+        assert!(!cgread(&env, &id, "devices", "devices.list").contains("a *:* rwm"));
+    }
+    assert_eq!(cgread(&env, &id, "cpuset", "cpuset.cpus"), "0");
+    assert_eq!(cgread(&env, &id, "pids", "pids.max"), "50");
+    // hugetlb: a v1 controller on v1, on the cgroup2 mount on this hybrid host, v2 in the VM.
+    let hf = if Path::new("/sys/fs/cgroup/hugetlb").exists() {
+        "hugetlb.2MB.limit_in_bytes"
+    } else {
+        "hugetlb.2MB.max"
+    };
+    assert_eq!(cgread(&env, &id, "hugetlb", hf), "4194304");
+
+    env.ok(&["delete", "--force", &id]);
+    assert!(
+        all_cg_dirs(&env, &id).is_empty(),
+        "left behind: {:?}",
+        all_cg_dirs(&env, &id)
+    );
+}
+
+#[test]
+fn memory_limit_oom_kills_and_events_report_it() {
+    let env = Env::new("cgoom");
+    let id = env.id("a");
+    let mut b = env.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "sleep 0.3; x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+    );
+    // memory+swap = memory: no swap to escape to.
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    env.create(&id, &b);
+    let ev = env
+        .cmd()
+        .args(["events", "--interval", "10s", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.ok(&["start", &id]);
+    // events exits when the container stops.
+    let out = ev.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "events: {}", stderr(&out));
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "stats", "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "oom" && l["id"] == id.as_str()),
+        "no oom event: {text}"
+    );
+    assert_eq!(env.status(&id), "stopped");
+    let so = std::fs::read_to_string(b.dir.join("stdout")).unwrap();
+    assert!(!so.contains("survived"), "{so}");
+}
+
+#[test]
+fn pids_limit_makes_fork_fail() {
+    let env = Env::new("cgpids");
+    let id = env.id("a");
+    let mut b = env.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+        ],
+    );
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 4}});
+    let (_, _, err) = env.run(&id, &b);
+    assert!(
+        err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pause_resume_ps_and_stats() {
+    let env = Env::new("cgpause");
+    let id = env.id("a");
+    let b = env.bundle(&id, &["sh", "-c", "sleep 1000 & exec sleep 1001"]);
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+    env.wait_status(&id, "running");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+
+    // ps: json is the host pids.
+    let mut pids: Vec<i64> = vec![];
+    wait_for("two processes", || {
+        pids = serde_json::from_str(&env.ok(&["ps", "--format", "json", &id])).unwrap();
+        pids.len() == 2
+    });
+    assert!(pids.contains(&pid), "{pids:?}");
+    let table = env.ok(&["ps", &id]);
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().contains("PID"), "{table}");
+    assert_eq!(
+        lines.filter(|l| l.contains("sleep 100")).count(),
+        2,
+        "{table}"
+    );
+
+    // events --stats: runc's shape.
+    let st: Value = serde_json::from_str(&env.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(st["type"], "stats");
+    assert_eq!(st["id"], id.as_str());
+    assert_eq!(st["data"]["pids"]["current"], 2, "{st}");
+    assert!(
+        st["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{st}"
+    );
+    assert!(st["data"]["cpu"]["usage"]["kernel"].is_u64(), "{st}");
+    assert!(
+        st["data"]["hugetlb"].is_object() && st["data"]["blkio"].is_object(),
+        "{st}"
+    );
+
+    env.ok(&["pause", &id]);
+    assert_eq!(env.status(&id), "paused");
+    if v2() {
+        assert_eq!(cgread(&env, &id, "freezer", "cgroup.freeze"), "1");
+    } else {
+        assert_eq!(cgread(&env, &id, "freezer", "freezer.state"), "FROZEN");
+    }
+    let out = env.berth(&["pause", &id]);
+    assert!(!out.status.success() && stderr(&out).contains("already paused"));
+    if v2() {
+        assert!(cgread(&env, &id, "freezer", "cgroup.events").contains("frozen 1"));
+        // (v2 lets fatal signals through to frozen tasks: nothing to see with SIGKILL.)
+        env.ok(&["resume", &id]);
+        assert_eq!(env.status(&id), "running");
+        env.ok(&["kill", &id, "KILL"]);
+    } else {
+        // A frozen v1 process does not run: a signal it would die of waits.
+        env.ok(&["kill", &id, "KILL"]);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            alive(pid as i32),
+            "a frozen process must not run (even to die)"
+        );
+        env.ok(&["resume", &id]);
+    }
+    wait_for("the container to die after resume", || {
+        env.status(&id) == "stopped"
+    });
+    let out = env.berth(&["resume", &id]);
+    assert!(!out.status.success());
+    env.ok(&["delete", &id]);
+    assert!(all_cg_dirs(&env, &id).is_empty());
+}
+
+#[test]
+fn update_changes_files_and_the_saved_config() {
+    let env = Env::new("cgupd");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    b.config["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864, "swap": 134217728},
+        "cpu": {"quota": 20000, "period": 100000},
+        "pids": {"limit": 30}
+    });
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+
+    // docker's way: JSON on stdin, zeros for what does not change.
+    let mut child = env
+        .cmd()
+        .args(["update", "--resources", "-", &id])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"memory":{"limit":104857600,"reservation":0,"swap":209715200,"kernel":0},"cpu":{"shares":0,"quota":50000,"period":100000},"blockIO":{"weight":0}}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (mem, cpuq) = if v2() {
+        ("memory.max", "cpu.max")
+    } else {
+        ("memory.limit_in_bytes", "cpu.cfs_quota_us")
+    };
+    assert_eq!(cgread(&env, &id, "memory", mem), "104857600");
+    if v2() {
+        assert_eq!(cgread(&env, &id, "memory", "memory.swap.max"), "104857600");
+        assert_eq!(cgread(&env, &id, "cpu", cpuq), "50000 100000");
+    } else {
+        assert_eq!(
+            cgread(&env, &id, "memory", "memory.memsw.limit_in_bytes"),
+            "209715200"
+        );
+        assert_eq!(cgread(&env, &id, "cpu", cpuq), "50000");
+    }
+    assert_eq!(
+        cgread(&env, &id, "pids", "pids.max"),
+        "30",
+        "pids untouched"
+    );
+
+    // runc's flags.
+    env.ok(&[
+        "update",
+        &id,
+        "--memory",
+        "80m",
+        "--pids-limit",
+        "20",
+        "--cpu-quota",
+        "30000",
+    ]);
+    assert_eq!(cgread(&env, &id, "memory", mem), "83886080");
+    assert_eq!(cgread(&env, &id, "pids", "pids.max"), "20");
+    if v2() {
+        assert_eq!(cgread(&env, &id, "cpu", cpuq), "30000 100000");
+    } else {
+        assert_eq!(cgread(&env, &id, "cpu", cpuq), "30000");
+    }
+    let cfg: Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(&id).join("config.json")).unwrap())
+            .unwrap();
+    let r = &cfg["linux"]["resources"];
+    assert_eq!(r["memory"]["limit"], 83886080, "{r}");
+    assert_eq!(r["memory"]["swap"], 209715200, "{r}");
+    assert_eq!(r["cpu"]["quota"], 30000, "{r}");
+    assert_eq!(r["cpu"]["period"], 100000, "{r}");
+    assert_eq!(r["pids"]["limit"], 20, "{r}");
+
+    // A value the kernel refuses names the field and the file.
+    let out = env.berth(&["update", &id, "--cpuset-cpus", "99"]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains("linux.resources.cpu.cpus") && e.contains("cpuset.cpus"),
+        "{e}"
+    );
+    env.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn devices_denied_and_allowed() {
+    let env = Env::new("cgdev");
+    let id = env.id("a");
+    let check = "for d in fuse loop-control; do if ( : < /dev/$d ) 2>/tmp/e; then echo $d=ok; else echo $d=$(cat /tmp/e); fi; done";
+    let script = format!(
+        "mount -t tmpfs t /tmp; {check} > /out1; while [ ! -e /go ]; do sleep 0.05; done; {check} > /out2; echo done > /out3; sleep 1000"
+    );
+    let mut b = env.bundle(&id, &["sh", "-c", &script]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config["process"]["capabilities"]["bounding"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("CAP_SYS_ADMIN"));
+    b.config["process"]["capabilities"]["effective"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("CAP_SYS_ADMIN"));
+    b.config["process"]["capabilities"]["permitted"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("CAP_SYS_ADMIN"));
+    b.config["linux"]["devices"] = json!([
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438},
+        {"path": "/dev/loop-control", "type": "c", "major": 10, "minor": 237, "fileMode": 438}
+    ]);
+    b.config["linux"]["resources"] = json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}
+    ]});
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+    let out1 = b.rootfs().join("out1");
+    wait_for("the first check", || {
+        std::fs::read_to_string(&out1).is_ok_and(|s| s.lines().count() == 2)
+    });
+    let s = std::fs::read_to_string(&out1).unwrap();
+    // Allowed: opens (or fails in the driver, never with EPERM); denied: EPERM.
+    let fuse = s.lines().find(|l| l.starts_with("fuse=")).unwrap();
+    assert!(!fuse.contains("not permitted"), "{s}");
+    let lc = s.lines().find(|l| l.starts_with("loop-control=")).unwrap();
+    assert!(lc.contains("Operation not permitted"), "{s}");
+    if !v2() {
+        assert!(cgread(&env, &id, "devices", "devices.list").contains("c 10:229 rw"));
+    }
+
+    // An update replaces the rules (on v2: the eBPF program).
+    let rfile = env.tmp.join("dev.json");
+    std::fs::write(
+        &rfile,
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":237,"access":"rwm"}]}"#,
+    )
+    .unwrap();
+    env.ok(&["update", "-r", rfile.to_str().unwrap(), &id]);
+    std::fs::write(b.rootfs().join("go"), "").unwrap();
+    wait_for("the second check", || b.rootfs().join("out3").exists());
+    let s = std::fs::read_to_string(b.rootfs().join("out2")).unwrap();
+    let fuse = s.lines().find(|l| l.starts_with("fuse=")).unwrap();
+    assert!(fuse.contains("Operation not permitted"), "{s}");
+    let lc = s.lines().find(|l| l.starts_with("loop-control=")).unwrap();
+    assert!(!lc.contains("not permitted"), "{s}");
+    env.ok(&["delete", "--force", &id]);
+}
+
+/// create with one bad resource: fails, says which field (and file), leaves nothing behind.
+fn create_fails(env: &Env, tag: &str, res: Value, want: &[&str]) {
+    let id = env.id(tag);
+    let mut b = env.bundle(&id, &["true"]);
+    b.config["linux"]["resources"] = res;
+    let out = env.try_create(&id, &b);
+    let e = stderr(&out);
+    assert!(!out.status.success(), "{tag}: create must fail");
+    for w in want {
+        assert!(e.contains(w), "{tag}: {w:?} not in: {e}");
+    }
+    assert!(!env.root.join(&id).exists(), "{tag}: state left behind");
+    assert!(
+        all_cg_dirs(env, &id).is_empty(),
+        "{tag}: cgroup left behind"
+    );
+}
+
+#[test]
+fn errors_name_the_field() {
+    let env = Env::new("cgerr");
+    create_fails(
+        &env,
+        "classid",
+        json!({"network": {"classID": 1048577}}),
+        &["linux.resources.network.classID", "net_cls"],
+    );
+    create_fails(
+        &env,
+        "prio",
+        json!({"network": {"priorities": [{"name": "lo", "priority": 2}]}}),
+        &["linux.resources.network.priorities[0]", "net_prio"],
+    );
+    create_fails(
+        &env,
+        "rdma",
+        json!({"rdma": {"mlx5_0": {"hcaHandles": 3}}}),
+        &["linux.resources.rdma[\"mlx5_0\"]"],
+    );
+    create_fails(
+        &env,
+        "hugesize",
+        json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 0}]}),
+        &["linux.resources.hugepageLimits[0].pageSize", "3MB"],
+    );
+    create_fails(
+        &env,
+        "swap",
+        json!({"memory": {"limit": 67108864, "swap": 1048576}}),
+        &["linux.resources.memory.swap"],
+    );
+    create_fails(
+        &env,
+        "cpus",
+        json!({"cpu": {"cpus": "0-999"}}),
+        &["linux.resources.cpu.cpus", "cpuset.cpus"],
+    );
+    if v2() {
+        // unified keys are written verbatim; a bad key names itself.
+        let id = env.id("unified");
+        let mut b = env.bundle(&id, &["true"]);
+        b.config["linux"]["resources"] =
+            json!({"unified": {"memory.high": "50000000", "pids.max": "7"}});
+        env.create(&id, &b);
+        assert_eq!(cgread(&env, &id, "memory", "memory.high"), "49999872");
+        assert_eq!(cgread(&env, &id, "pids", "pids.max"), "7");
+        env.ok(&["delete", "--force", &id]);
+        create_fails(
+            &env,
+            "unifiedbad",
+            json!({"unified": {"memory.nonexistent": "1"}}),
+            &["linux.resources.unified[\"memory.nonexistent\"]"],
+        );
+        create_fails(
+            &env,
+            "rt",
+            json!({"cpu": {"realtimeRuntime": 1000}}),
+            &["linux.resources.cpu.realtimeRuntime", "cgroup v2"],
+        );
+    } else {
+        // RT group scheduling: the test parent has no RT budget to hand out.
+        create_fails(
+            &env,
+            "rt",
+            json!({"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 1000}}),
+            &["linux.resources.cpu.realtimeRuntime", "cpu.rt_runtime_us"],
+        );
+        // This hybrid host: v1 keys cannot go through unified; the disk's scheduler has no
+        // per-device BFQ weights.
+        create_fails(
+            &env,
+            "unified",
+            json!({"unified": {"memory.max": "1000000"}}),
+            &["linux.resources.unified[\"memory.max\"]", "v1 controller"],
+        );
+        create_fails(
+            &env,
+            "weightdev",
+            json!({"blockIO": {"weightDevice": [{"major": 254, "minor": 0, "weight": 300}]}}),
+            &[
+                "linux.resources.blockIO.weightDevice[0].weight",
+                "blkio.bfq.weight_device",
+            ],
+        );
+    }
+}
+
+#[test]
+fn blkio_and_rt_and_misc_cpu_fields() {
+    let env = Env::new("cgblk");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["true"]);
+    let mut res = json!({
+        "blockIO": {"throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 1048576}],
+                     "throttleWriteIOPSDevice": [{"major": 254, "minor": 0, "rate": 100}]},
+        "cpu": {"burst": 1000, "idle": 0},
+        "memory": {"swappiness": 10, "disableOOMKiller": false}
+    });
+    let have_disk = Path::new("/sys/dev/block/254:0").exists();
+    if !have_disk {
+        res.as_object_mut().unwrap().remove("blockIO");
+    }
+    if !v2() {
+        res["blockIO"]["weight"] = json!(300);
+        res["memory"]["kernelTCP"] = json!(16777216);
+    }
+    b.config["linux"]["resources"] = res;
+    env.create(&id, &b);
+    if v2() {
+        if have_disk {
+            let m = cgread(&env, &id, "io", "io.max");
+            assert!(
+                m.contains("254:0 rbps=1048576") && m.contains("wiops=100"),
+                "{m}"
+            );
+        }
+        assert_eq!(cgread(&env, &id, "cpu", "cpu.max.burst"), "1000");
+    } else {
+        assert_eq!(
+            cgread(&env, &id, "blkio", "blkio.throttle.read_bps_device"),
+            "254:0 1048576"
+        );
+        assert_eq!(
+            cgread(&env, &id, "blkio", "blkio.throttle.write_iops_device"),
+            "254:0 100"
+        );
+        assert!(cgread(&env, &id, "blkio", "blkio.bfq.weight").contains("300"));
+        assert_eq!(cgread(&env, &id, "cpu", "cpu.cfs_burst_us"), "1000");
+        assert_eq!(cgread(&env, &id, "memory", "memory.swappiness"), "10");
+        assert_eq!(
+            cgread(&env, &id, "memory", "memory.kmem.tcp.limit_in_bytes"),
+            "16777216"
+        );
+    }
+    env.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn run_without_resources_still_gets_default_devices() {
+    let env = Env::new("cgdefdev");
+    let id = env.id("a");
+    let mut b = env.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo x > /dev/null && head -c 4 /dev/urandom | wc -c",
+        ],
+    );
+    b.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resources");
+    let (code, out, err) = env.run(&id, &b);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "4");
+}
