@@ -652,6 +652,10 @@ fn errors_name_the_field() {
     assert!(e.contains("linux.seccomp.syscalls[0].errnoRet"), "{e}");
     let e = create_error(allow_but(&["mkdir"], json!({"action": "SCMP_ACT_NOTIFY"})));
     assert!(e.contains("linux.seccomp.listenerPath"), "{e}");
+    let e = create_error(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}));
+    assert!(e.contains("linux.seccomp.listenerMetadata"), "{e}");
+    let e = create_error(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 5000}));
+    assert!(e.contains("linux.seccomp.defaultErrnoRet"), "{e}");
     let e = create_error(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}));
     assert!(e.contains("linux.seccomp.defaultAction"), "{e}");
 }
@@ -667,4 +671,23 @@ fn unknown_syscall_names_are_skipped() {
     let (code, _, err) = run_with(&env, "a", &["mkdir", "/tmp/x"], sc);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("Operation not permitted"), "{err}");
+}
+
+#[test]
+fn notify_without_agent_fails_cleanly() {
+    let env = Env::new("sc-noagent");
+    let id = env.id("a");
+    let mut sc = allow_but(&["mkdir", "mkdirat"], json!({"action": "SCMP_ACT_NOTIFY"}));
+    sc["listenerPath"] = json!(env.tmp.join("nobody-listens.sock"));
+    let b = bundle_with(&env, &id, &["sleep", "100"], sc);
+    let out = env.try_create(&id, &b);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("linux.seccomp.listenerPath: connecting to"),
+        "{e}"
+    );
+    let list = env.ok(&["list", "-q"]);
+    assert!(!list.contains(&id), "{list}");
+    assert!(!env.root.join(&id).exists());
 }

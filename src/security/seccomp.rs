@@ -197,6 +197,9 @@ impl Filter {
                  (berth's own last syscalls would wait for an agent that has no listener yet)"
             );
         }
+        if s.listener_metadata().is_some() && s.listener_path().is_none() {
+            bail!("linux.seccomp.listenerMetadata: set without listenerPath");
+        }
         let mut ctx = ScmpFilterContext::new(default)
             .map_err(|e| anyhow!("linux.seccomp: creating the filter: {e}"))?;
 
@@ -354,6 +357,10 @@ impl Filter {
                 prog.len()
             );
         }
+        debug(&format!(
+            "seccomp: {} BPF instructions, flags {flags:#x}, architectures {arches:?}",
+            prog.len()
+        ));
         Ok(Filter {
             prog,
             flags,
