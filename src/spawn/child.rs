@@ -225,11 +225,13 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         caps::drop_bounding(c)?;
     }
     // Without noNewPrivileges the filter goes in before the privileges are dropped (as runc).
-    let mut listener: Option<OwnedFd> = None;
+    // The notify listener goes to berth right away (as runc), before any syscall the profile
+    // might send to the agent.
     if let Some(f) = &plan.seccomp
         && !plan.no_new_privs
+        && let Some(l) = f.load()?
     {
-        listener = f.load()?;
+        hand_over_listener(ctx, l)?;
     }
     switch_user(plan)?;
     if let Some(c) = &plan.caps {
@@ -256,20 +258,18 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     crate::security::labels::apply_exec_labels(spec)?;
 
     // ---- ready: wait for `start` ----
-    if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs) {
-        // Loaded at the very end; the notify listener must still reach berth before `ready`.
-        listener = f.load()?;
-    }
-    if let Some(l) = listener.take() {
-        ctx.sync
-            .send_with_fd(&Msg::SeccompListener, Some(peer_raw(&l)))?;
-        match ctx.sync.recv()? {
-            Some((Msg::Go, _)) => {}
-            Some((Msg::Abort(why), _)) => bail!("{why}"),
-            _ => bail!("berth went away"),
-        }
-    }
+    // Before the filter with noNewPrivileges: a profile may well deny prctl.
     crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
+    if plan.seccomp.is_some() && plan.no_new_privs {
+        // exec() does this again, but after the filter a profile could deny close_range.
+        let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
+    }
+    if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs)
+        // Loaded at the very end; the notify listener must still reach berth before `ready`.
+        && let Some(l) = f.load()?
+    {
+        hand_over_listener(ctx, l)?;
+    }
     ctx.sync.send(&Msg::Ready)?;
     wait_for_start(ctx.fifo)?;
 
@@ -284,6 +284,19 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         }
     }
     exec(ctx, &exe, &envp)
+}
+
+/// Send the seccomp notify listener to berth (which passes it on to `listenerPath`) and wait
+/// until it has been delivered.
+fn hand_over_listener(ctx: &Ctx, l: OwnedFd) -> Result<()> {
+    ctx.sync
+        .send_with_fd(&Msg::SeccompListener, Some(peer_raw(&l)))?;
+    drop(l);
+    match ctx.sync.recv()? {
+        Some((Msg::Go, _)) => Ok(()),
+        Some((Msg::Abort(why), _)) => bail!("{why}"),
+        _ => bail!("berth went away"),
+    }
 }
 
 fn peer_raw(f: &OwnedFd) -> RawFd {
