@@ -3,6 +3,8 @@
 
 mod create;
 mod delete;
+mod exec;
+mod features;
 mod kill;
 mod list;
 mod run;
@@ -78,8 +80,8 @@ enum Cmd {
     List(list::Args),
     /// Write a default config.json
     Spec(spec::Args),
-    /// Run a process in a running container (not supported yet)
-    Exec(unsupported::Args),
+    /// Run a process in a running container
+    Exec(exec::Args),
     /// List a container's processes (not supported yet)
     Ps(unsupported::Args),
     /// Freeze a container (not supported yet)
@@ -90,8 +92,8 @@ enum Cmd {
     Update(unsupported::Args),
     /// Container events and stats (not supported yet)
     Events(unsupported::Args),
-    /// Describe what this runtime supports (not supported yet)
-    Features(unsupported::Args),
+    /// Describe what this runtime supports (OCI features document)
+    Features(features::Args),
     /// Checkpoint a container (not supported)
     Checkpoint(unsupported::Args),
     /// Restore a container (not supported)
@@ -150,13 +152,13 @@ pub fn main() -> Result<i32> {
         Cmd::Delete(a) => delete::run(&g, a),
         Cmd::List(a) => list::run(&g, a),
         Cmd::Spec(a) => spec::run(&g, a),
-        Cmd::Exec(_) => unsupported::fail("exec"),
+        Cmd::Exec(a) => exec::run(&g, a),
         Cmd::Ps(_) => unsupported::fail("ps"),
         Cmd::Pause(_) => unsupported::fail("pause"),
         Cmd::Resume(_) => unsupported::fail("resume"),
         Cmd::Update(_) => unsupported::fail("update"),
         Cmd::Events(_) => unsupported::fail("events"),
-        Cmd::Features(_) => unsupported::fail("features"),
+        Cmd::Features(a) => features::run(&g, a),
         Cmd::Checkpoint(_) => unsupported::fail("checkpoint"),
         Cmd::Restore(_) => unsupported::fail("restore"),
     }

@@ -49,7 +49,7 @@ pub fn run(ctx: Ctx) -> ! {
 
 enum Never {}
 
-fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
+pub(crate) fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
     sync.send(&m)?;
     match sync.recv()? {
         Some((Msg::Go, _)) => Ok(None),
@@ -60,7 +60,7 @@ fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
     }
 }
 
-fn die_with_parent(expected_parent: i32) -> Result<()> {
+pub(crate) fn die_with_parent(expected_parent: i32) -> Result<()> {
     crate::sys::set_pdeathsig(Some(Signal::SIGKILL))
         .map_err(|e| anyhow!("prctl(PDEATHSIG): {e}"))?;
     let pp = nix::unistd::getppid().as_raw();
