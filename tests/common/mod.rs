@@ -47,11 +47,7 @@ impl Bundle {
         self.dir.join("rootfs")
     }
     pub fn save(&self) {
-        std::fs::write(
-            self.dir.join("config.json"),
-            serde_json::to_vec_pretty(&self.config).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
     }
 }
 
@@ -87,19 +83,9 @@ impl Env {
             .status()
             .unwrap();
         assert!(st.success());
-        let out = Command::new(berth_bin())
-            .arg("spec")
-            .arg("--bundle")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "berth spec: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut config: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let out = Command::new(berth_bin()).arg("spec").arg("--bundle").arg(&dir).output().unwrap();
+        assert!(out.status.success(), "berth spec: {}", String::from_utf8_lossy(&out.stderr));
+        let mut config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(args);
         config["linux"]["cgroupsPath"] = json!(format!("{}/{id}", self.cg_parent));
@@ -141,11 +127,7 @@ impl Env {
     /// (`stdout`, `stderr`); panics with berth's stderr if it fails.
     pub fn create(&self, id: &str, b: &Bundle) {
         let out = self.try_create(id, b);
-        assert!(
-            out.status.success(),
-            "create {id} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "create {id} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     pub fn try_create(&self, id: &str, b: &Bundle) -> Output {
@@ -241,11 +223,7 @@ impl Drop for Env {
                     let _ = std::fs::remove_dir_all(e.path());
                     continue;
                 }
-                let _ = self
-                    .cmd()
-                    .args(["delete", "--force", &id])
-                    .stdin(Stdio::null())
-                    .output();
+                let _ = self.cmd().args(["delete", "--force", &id]).stdin(Stdio::null()).output();
             }
         }
         for d in self.cgroup_parent_dirs() {
@@ -260,12 +238,7 @@ impl Drop for Env {
             }
             rmdir_tree(&d);
         }
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg("-l")
-            .arg(&self.tmp)
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("umount").arg("-R").arg("-l").arg(&self.tmp).stderr(Stdio::null()).status();
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
 }
