@@ -4,6 +4,8 @@
 mod create;
 mod delete;
 mod events;
+mod exec;
+mod features;
 mod kill;
 mod list;
 mod pause;
@@ -84,8 +86,8 @@ enum Cmd {
     List(list::Args),
     /// Write a default config.json
     Spec(spec::Args),
-    /// Run a process in a running container (not supported yet)
-    Exec(unsupported::Args),
+    /// Run a process in a running container
+    Exec(exec::Args),
     /// List a container's processes
     Ps(ps::Args),
     /// Freeze every process of a container
@@ -96,8 +98,8 @@ enum Cmd {
     Update(update::Args),
     /// Container events (stats, oom) or one stats snapshot
     Events(events::Args),
-    /// Describe what this runtime supports (not supported yet)
-    Features(unsupported::Args),
+    /// Describe what this runtime supports (OCI features document)
+    Features(features::Args),
     /// Checkpoint a container (not supported)
     Checkpoint(unsupported::Args),
     /// Restore a container (not supported)
@@ -156,13 +158,13 @@ pub fn main() -> Result<i32> {
         Cmd::Delete(a) => delete::run(&g, a),
         Cmd::List(a) => list::run(&g, a),
         Cmd::Spec(a) => spec::run(&g, a),
-        Cmd::Exec(_) => unsupported::fail("exec"),
+        Cmd::Exec(a) => exec::run(&g, a),
         Cmd::Ps(a) => ps::run(&g, a),
         Cmd::Pause(a) => pause::run(&g, a),
         Cmd::Resume(a) => resume::run(&g, a),
         Cmd::Update(a) => update::run(&g, a),
         Cmd::Events(a) => events::run(&g, a),
-        Cmd::Features(_) => unsupported::fail("features"),
+        Cmd::Features(a) => features::run(&g, a),
         Cmd::Checkpoint(_) => unsupported::fail("checkpoint"),
         Cmd::Restore(_) => unsupported::fail("restore"),
     }

@@ -51,20 +51,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         }
         return Ok(0);
     }
-    // Every signal we can forward is blocked and read from a signalfd.
-    let mut mask = SigSet::all();
-    for s in [
-        Signal::SIGKILL,
-        Signal::SIGSTOP,
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-    ] {
-        mask.remove(s);
-    }
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    let sfd = forwardable_signals()?;
     if let Err(e) = lifecycle::start(&c) {
         let _ = lifecycle::destroy(&c);
         return Err(e);
@@ -78,8 +65,28 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     Ok(code)
 }
 
-/// Forward signals, relay the terminal, reap children until the container process exits.
-fn wait_loop(pid: i32, sfd: &SignalFd, master: Option<OwnedFd>) -> Result<i32> {
+/// Block every signal that can be forwarded; they are read from the returned signalfd.
+pub(super) fn forwardable_signals() -> Result<SignalFd> {
+    let mut mask = SigSet::all();
+    for s in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+    ] {
+        mask.remove(s);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+    Ok(SignalFd::with_flags(
+        &mask,
+        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+    )?)
+}
+
+/// Forward signals, relay the terminal, reap children until the process `pid` exits.
+pub(super) fn wait_loop(pid: i32, sfd: &SignalFd, master: Option<OwnedFd>) -> Result<i32> {
     let stdin = std::io::stdin();
     let raw = master
         .as_ref()

@@ -49,7 +49,7 @@ pub fn run(ctx: Ctx) -> ! {
 
 enum Never {}
 
-fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
+pub(crate) fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
     sync.send(&m)?;
     match sync.recv()? {
         Some((Msg::Go, _)) => Ok(None),
@@ -60,7 +60,7 @@ fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
     }
 }
 
-fn die_with_parent(expected_parent: i32) -> Result<()> {
+pub(crate) fn die_with_parent(expected_parent: i32) -> Result<()> {
     crate::sys::set_pdeathsig(Some(Signal::SIGKILL))
         .map_err(|e| anyhow!("prctl(PDEATHSIG): {e}"))?;
     let pp = nix::unistd::getppid().as_raw();
@@ -189,34 +189,12 @@ fn setup(ctx: &Ctx) -> Result<Never> {
             bail!("domainname: {}", std::io::Error::last_os_error());
         }
     }
-    for r in &plan.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: r.soft,
-            rlim_max: r.hard,
-        };
-        // SAFETY: setrlimit with a valid struct.
-        if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
-            bail!(
-                "process.rlimits: setting {} to {}/{}: {}",
-                r.name,
-                r.soft,
-                r.hard,
-                std::io::Error::last_os_error()
-            );
-        }
-    }
+    set_rlimits(&plan.rlimits)?;
     if let Some(adj) = plan.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))?;
+        set_oom_score_adj(adj)?;
     }
     if !ctx.opts.no_new_keyring {
-        match crate::sys::join_session_keyring(&format!("_ses.{}", ctx.opts.id)) {
-            Ok(())
-            | Err(nix::errno::Errno::ENOSYS)
-            | Err(nix::errno::Errno::EACCES)
-            | Err(nix::errno::Errno::EPERM) => {}
-            Err(e) => bail!("creating a session keyring: {e}"),
-        }
+        join_keyring(&ctx.opts.id)?;
     }
 
     // ---- the process: cwd, user, capabilities, no_new_privs, seccomp ----
@@ -233,7 +211,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     {
         hand_over_listener(ctx, l)?;
     }
-    switch_user(plan)?;
+    switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
     if let Some(c) = &plan.caps {
         caps::apply(c)?;
     }
@@ -366,13 +344,48 @@ fn set_sysctls(sysctl: Option<&std::collections::HashMap<String, String>>) -> Re
     Ok(())
 }
 
-fn switch_user(plan: &Plan) -> Result<()> {
+/// `process.rlimits`, in the calling process.
+pub(crate) fn set_rlimits(rlimits: &[super::plan::Rlimit]) -> Result<()> {
+    for r in rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: r.soft,
+            rlim_max: r.hard,
+        };
+        // SAFETY: setrlimit with a valid struct.
+        if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
+            bail!(
+                "process.rlimits: setting {} to {}/{}: {}",
+                r.name,
+                r.soft,
+                r.hard,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A new session keyring `_ses.<id>` (as runc), where the kernel allows one.
+pub(crate) fn join_keyring(id: &str) -> Result<()> {
+    match crate::sys::join_session_keyring(&format!("_ses.{id}")) {
+        Ok(())
+        | Err(nix::errno::Errno::ENOSYS)
+        | Err(nix::errno::Errno::EACCES)
+        | Err(nix::errno::Errno::EPERM) => Ok(()),
+        Err(e) => bail!("creating a session keyring: {e}"),
+    }
+}
+
+pub(crate) fn set_oom_score_adj(adj: i32) -> Result<()> {
+    std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+        .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))
+}
+
+/// Switch to the process's user (gid, supplementary groups, uid), keeping the permitted
+/// capabilities for `caps::apply`.
+pub(crate) fn switch_user(uid: u32, gid: u32, additional_gids: &[u32]) -> Result<()> {
     nix::sys::prctl::set_keepcaps(true).map_err(|e| anyhow!("prctl(KEEPCAPS): {e}"))?;
-    let groups: Vec<Gid> = plan
-        .additional_gids
-        .iter()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
+    let groups: Vec<Gid> = additional_gids.iter().map(|g| Gid::from_raw(*g)).collect();
     let setgroups_denied =
         std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
     if !setgroups_denied {
@@ -381,17 +394,17 @@ fn switch_user(plan: &Plan) -> Result<()> {
     } else if !groups.is_empty() {
         bail!("process.user.additionalGids: setgroups is denied in this user namespace");
     }
-    let g = Gid::from_raw(plan.gid);
+    let g = Gid::from_raw(gid);
     nix::unistd::setresgid(g, g, g)
-        .map_err(|e| anyhow!("process.user.gid: setting gid {}: {e}", plan.gid))?;
-    let u = Uid::from_raw(plan.uid);
+        .map_err(|e| anyhow!("process.user.gid: setting gid {gid}: {e}"))?;
+    let u = Uid::from_raw(uid);
     nix::unistd::setresuid(u, u, u)
-        .map_err(|e| anyhow!("process.user.uid: setting uid {}: {e}", plan.uid))?;
+        .map_err(|e| anyhow!("process.user.uid: setting uid {uid}: {e}"))?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| anyhow!("prctl(KEEPCAPS): {e}"))?;
     Ok(())
 }
 
-fn verify_cwd(cwd: &Path) -> Result<()> {
+pub(crate) fn verify_cwd(cwd: &Path) -> Result<()> {
     let now =
         std::env::current_dir().map_err(|e| anyhow!("process.cwd: {}: {e}", cwd.display()))?;
     if !now.is_absolute() || now.as_os_str().as_bytes().starts_with(b"(unreachable)") {
@@ -400,7 +413,7 @@ fn verify_cwd(cwd: &Path) -> Result<()> {
     Ok(())
 }
 
-fn home_of(uid: u32) -> String {
+pub(crate) fn home_of(uid: u32) -> String {
     let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     for line in text.lines() {
         let f: Vec<&str> = line.split(':').collect();
@@ -412,7 +425,7 @@ fn home_of(uid: u32) -> String {
 }
 
 /// The executable: a name with a `/` as is, a bare name through PATH of `process.env`.
-fn find_executable(arg0: &CString, env: &[String]) -> Result<CString> {
+pub(crate) fn find_executable(arg0: &CString, env: &[String]) -> Result<CString> {
     let name = arg0.to_string_lossy().into_owned();
     let check = |p: &Path| -> Result<(), String> {
         match std::fs::metadata(p) {
@@ -447,7 +460,10 @@ fn find_executable(arg0: &CString, env: &[String]) -> Result<CString> {
     }
     match last {
         Some(l) => bail!("process.args[0]: {l}"),
-        None => bail!("process.args[0]: executable {name:?} not found in $PATH ({path})"),
+        // runc's wording: engines look for "executable file not found" (docker: exit 127).
+        None => {
+            bail!("process.args[0]: exec: {name:?}: executable file not found in $PATH ({path})")
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod child;
 pub mod clone;
+pub mod exec;
 pub mod plan;
 pub mod sync;
 
@@ -389,7 +390,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     })
 }
 
-fn receive_fd(sock: &OwnedFd) -> Result<OwnedFd> {
+pub(crate) fn receive_fd(sock: &OwnedFd) -> Result<OwnedFd> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     use std::os::fd::FromRawFd;
     let mut buf = [0u8; 256];

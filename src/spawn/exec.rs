@@ -1,0 +1,546 @@
+//! `berth exec`: a new process inside a container that is already running.
+//!
+//!     berth exec
+//!       parent: open /proc/<pid>/ns/* and /proc/<pid>/root of the container's process (before
+//!               anything joins its mount namespace, where those paths mean something else),
+//!               fork ── sync socketpair ───────────────────────────────────────────────
+//!               put the child in the container's cgroup (overlapping its setns calls)
+//!       child:  non-dumpable, setns user first (then the others, mount last), chroot into
+//!               the container's root; wait for the placement; a second fork (CLONE_PARENT, so
+//!               the process stays berth's child) when a pid or time namespace was joined,
+//!               since those apply to children only
+//!       process: terminal, rlimits, keyring, caps, seccomp, user, cwd, no_new_privs, label,
+//!               executable looked up → "ready" → execve. The sync socket is close-on-exec:
+//!               the parent sees EOF when execve succeeded, or an error message if it failed.
+
+use anyhow::{Result, anyhow, bail};
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::wait::waitpid;
+use nix::unistd::{Gid, Pid, Uid};
+use oci_spec::runtime::{Process, Spec};
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::child::{self, die_with_parent, request};
+use super::clone;
+use super::plan::{Rlimit, rlimit_resource};
+use super::sync::{self, Channel, Msg};
+use crate::cgroups::{CgroupState, Manager};
+use crate::container::{Container, Status};
+use crate::security::caps;
+use crate::security::seccomp::Filter;
+
+pub struct Options {
+    pub console_socket: Option<PathBuf>,
+    /// Foreground with a terminal and no console socket: berth receives the pty master itself.
+    pub console_relay: bool,
+    pub preserve_fds: u32,
+    /// `--cgroup [controller:]path`: sub-cgroups of the container's cgroup to run in.
+    pub sub_cgroups: Vec<(Option<String>, String)>,
+}
+
+pub struct Spawned {
+    /// Host pid of the new process.
+    pub pid: i32,
+    /// The pty master, when `console_relay` was asked for.
+    pub console_master: Option<OwnedFd>,
+}
+
+/// Namespaces in the order they are joined: user first (it grants the rights to join the
+/// others), mount last.
+const NAMESPACES: [(&str, libc::c_int); 8] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("time", 0x80),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// Everything the new process needs, computed and validated before the fork.
+struct Plan {
+    id: String,
+    terminal: bool,
+    console_size: Option<(u16, u16)>,
+    /// Namespaces of the container that differ from berth's own.
+    joins: Vec<(&'static str, File, libc::c_int)>,
+    /// The container process's root directory (a path-only descriptor).
+    root: File,
+    /// A pid or time namespace was joined: they take effect in children only.
+    second_fork: bool,
+    caps: Option<caps::Sets>,
+    rlimits: Vec<Rlimit>,
+    uid: u32,
+    gid: u32,
+    additional_gids: Vec<u32>,
+    umask: u32,
+    args: Vec<CString>,
+    env: Vec<String>,
+    cwd: PathBuf,
+    no_new_privs: bool,
+    seccomp: Option<Filter>,
+    oom_score_adj: Option<i32>,
+    /// The container's spec with `process` replaced by the exec'd one (for the LSM labels).
+    label_spec: Spec,
+    preserve_fds: u32,
+}
+
+fn same_file(a: &File, b: &Path) -> bool {
+    match (a.metadata(), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+impl Plan {
+    fn new(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<Plan> {
+        let pid = c.state.pid;
+        let mut joins = vec![];
+        for (name, flag) in NAMESPACES {
+            let path = format!("/proc/{pid}/ns/{name}");
+            let f = match File::open(&path) {
+                Ok(f) => f,
+                // A kernel without this namespace type.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "time" => continue,
+                Err(e) => bail!("opening {path} of the container's process: {e}"),
+            };
+            if same_file(&f, Path::new(&format!("/proc/self/ns/{name}"))) {
+                continue;
+            }
+            joins.push((name, f, flag));
+        }
+        let root = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(format!("/proc/{pid}/root"))
+            .map_err(|e| anyhow!("opening the root of the container's process: {e}"))?;
+        // The descriptors are the container's only if its process is still the one recorded.
+        if !crate::container::state::process_matches(pid, c.state.pid_start) {
+            bail!(
+                "cannot exec in a stopped container: {:?} has stopped",
+                c.state.id
+            );
+        }
+        let second_fork = joins.iter().any(|(n, _, _)| *n == "pid" || *n == "time");
+
+        let cfg = spec.process().as_ref();
+        let caps_spec = p
+            .capabilities()
+            .as_ref()
+            .or_else(|| cfg.and_then(|c| c.capabilities().as_ref()));
+        let mut rlimits = vec![];
+        let rl = match p.rlimits() {
+            Some(r) if !r.is_empty() => Some(r),
+            _ => cfg.and_then(|c| c.rlimits().as_ref()),
+        };
+        for r in rl.into_iter().flatten() {
+            rlimits.push(Rlimit {
+                resource: rlimit_resource(r.typ()),
+                soft: r.soft(),
+                hard: r.hard(),
+                name: serde_json::to_value(r.typ())
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+            });
+        }
+        let args: Vec<CString> = p
+            .args()
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, a)| {
+                CString::new(a.as_str())
+                    .map_err(|_| anyhow!("process.args[{i}]: contains a NUL byte"))
+            })
+            .collect::<Result<_>>()?;
+        if args.is_empty() {
+            bail!("process.args: must not be empty (give the command to run)");
+        }
+        let env: Vec<String> = p.env().clone().unwrap_or_default();
+        for (i, e) in env.iter().enumerate() {
+            if e.contains('\0') {
+                bail!("process.env[{i}]: contains a NUL byte");
+            }
+        }
+        if !p.cwd().is_absolute() {
+            bail!("process.cwd: {} is not an absolute path", p.cwd().display());
+        }
+        // The process inherits what it does not set from the container's process (as runc).
+        let mut proc_for_labels = p.clone();
+        if proc_for_labels.apparmor_profile().is_none() {
+            proc_for_labels.set_apparmor_profile(cfg.and_then(|c| c.apparmor_profile().clone()));
+        }
+        if proc_for_labels.selinux_label().is_none() {
+            proc_for_labels.set_selinux_label(cfg.and_then(|c| c.selinux_label().clone()));
+        }
+        let mut label_spec = spec.clone();
+        label_spec.set_process(Some(proc_for_labels));
+        crate::security::labels::validate(&label_spec)?;
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(Filter::compile(s)?),
+            None => None,
+        };
+        let user = p.user();
+        Ok(Plan {
+            id: c.state.id.clone(),
+            terminal: p.terminal().unwrap_or(false),
+            console_size: p
+                .console_size()
+                .map(|s| (s.height() as u16, s.width() as u16)),
+            joins,
+            root,
+            second_fork,
+            caps: caps_spec.map(caps::from_spec),
+            rlimits,
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            umask: user.umask().unwrap_or(0o022),
+            args,
+            env,
+            cwd: p.cwd().clone(),
+            no_new_privs: p
+                .no_new_privileges()
+                .or_else(|| cfg.and_then(|c| c.no_new_privileges()))
+                .unwrap_or(false),
+            seccomp,
+            oom_score_adj: p.oom_score_adj(),
+            label_spec,
+            preserve_fds: opts.preserve_fds,
+        })
+    }
+}
+
+/// The cgroup directories the new process goes to: the container's, or with `--cgroup` its
+/// existing sub-cgroups.
+fn cgroup_targets(cg: &CgroupState, subs: &[(Option<String>, String)]) -> Result<Vec<PathBuf>> {
+    for (_, s) in subs {
+        let p = Path::new(s);
+        if s.is_empty()
+            || p.components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            bail!("--cgroup {s:?}: must be a relative path below the container's cgroup");
+        }
+    }
+    let all = subs.iter().find(|(c, _)| c.is_none()).map(|(_, s)| s);
+    let mut out = vec![];
+    for (key, dir) in &cg.v1 {
+        let named = subs.iter().find(|(c, _)| {
+            c.as_deref()
+                .is_some_and(|c| key.split(',').any(|k| k == c || k == format!("name={c}")))
+        });
+        match named.map(|(_, s)| s).or(all) {
+            Some(s) => out.push(dir.join(s)),
+            None => out.push(dir.clone()),
+        }
+    }
+    if let Some(d) = &cg.v2 {
+        let named = subs.iter().any(|(c, _)| c.is_some());
+        if named && cg.mode == crate::cgroups::Mode::V2 {
+            bail!("--cgroup: on cgroup v2 give a path without a controller");
+        }
+        match all {
+            Some(s) => out.push(d.join(s)),
+            None => out.push(d.clone()),
+        }
+    }
+    for (c, _) in subs {
+        if let Some(c) = c
+            && !cg.v1.keys().any(|k| {
+                k.split(',')
+                    .any(|x| x == c.as_str() || x == format!("name={c}"))
+            })
+        {
+            bail!("--cgroup {c}:...: no such cgroup controller on this host");
+        }
+    }
+    Ok(out)
+}
+
+/// Kill and reap what was forked if the exec fails half way.
+struct Guard {
+    pids: Vec<i32>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for &p in &self.pids {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(p), None);
+        }
+    }
+}
+
+/// Start `p` in the container `c` (whose saved spec is `spec`). Returns once the process has
+/// exec'd (or with the reason it could not).
+pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<Spawned> {
+    let plan = Plan::new(c, spec, p, opts)?;
+    let targets = match &c.state.cgroup {
+        Some(cg) if !opts.sub_cgroups.is_empty() => Some(cgroup_targets(cg, &opts.sub_cgroups)?),
+        _ => None,
+    };
+    let console = match &opts.console_socket {
+        Some(path) => Some(crate::tty::connect(path)?),
+        None => None,
+    };
+    let (relay_parent, relay_child) = if opts.console_relay && plan.terminal {
+        let (a, b) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
+    if plan.terminal && console.is_none() && relay_child.is_none() {
+        bail!("process.terminal is true: pass --console-socket (or exec in the foreground)");
+    }
+    let console_child = console
+        .as_ref()
+        .or(relay_child.as_ref())
+        .map(|f| f.as_raw_fd());
+    let (parent_ch, child_ch) = sync::pair()?;
+    let me = std::process::id() as i32;
+
+    let first = match clone::fork()? {
+        clone::Forked::Child => {
+            drop(parent_ch);
+            run_child(&plan, child_ch, me, console_child)
+        }
+        clone::Forked::Parent(pid) => pid,
+    };
+    drop(child_ch);
+    drop(relay_child);
+    drop(console);
+    let mut guard = Guard { pids: vec![first] };
+
+    // Placement overlaps with the child's setns calls; it waits for "go" before forking again.
+    match (&c.state.cgroup, &targets) {
+        (_, Some(dirs)) => {
+            for d in dirs {
+                std::fs::write(d.join("cgroup.procs"), first.to_string())
+                    .map_err(|e| anyhow!("--cgroup: adding the process to {}: {e}", d.display()))?;
+            }
+        }
+        (Some(cg), None) => Manager::from_state(cg).add_pid(first)?,
+        (None, None) => {}
+    }
+
+    let mut pid = (!plan.second_fork).then_some(first);
+    let mut ready = false;
+    loop {
+        let Some((msg, fd)) = parent_ch.recv()? else {
+            if ready {
+                break;
+            }
+            bail!("the exec'd process exited during setup without saying why");
+        };
+        match msg {
+            Msg::Sync => parent_ch.send(&Msg::Go)?,
+            Msg::Pid(p) => {
+                guard.pids.insert(0, p);
+                pid = Some(p);
+                // The intermediate process exits right after reporting.
+                let _ = waitpid(Pid::from_raw(first), None);
+                guard.pids.retain(|&x| x != first);
+            }
+            Msg::SeccompListener => {
+                let fd =
+                    fd.ok_or_else(|| anyhow!("seccomp listener message without a descriptor"))?;
+                let seccomp = spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.seccomp().as_ref())
+                    .ok_or_else(|| anyhow!("seccomp listener without linux.seccomp"))?;
+                crate::security::seccomp::send_listener(
+                    seccomp,
+                    fd.as_fd(),
+                    &c.oci_state(Status::Running),
+                )?;
+                parent_ch.send(&Msg::Go)?;
+            }
+            Msg::Ready => ready = true,
+            Msg::Error(e) => bail!("{e}"),
+            other => bail!("unexpected message from the exec'd process: {other:?}"),
+        }
+    }
+    let pid = pid.ok_or_else(|| anyhow!("the exec'd process did not report its pid"))?;
+    let console_master = match relay_parent {
+        Some(sock) => Some(super::receive_fd(&sock)?),
+        None => None,
+    };
+    guard.pids.clear();
+    Ok(Spawned {
+        pid,
+        console_master,
+    })
+}
+
+enum Never {}
+
+/// The forked child. Never returns.
+fn run_child(plan: &Plan, sync: Channel, berth: i32, console: Option<RawFd>) -> ! {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        join(plan, &sync, berth, console)
+    }));
+    let err = match r {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(_) => "internal error in the exec setup (a bug in berth)".to_string(),
+    };
+    let _ = sync.send(&Msg::Error(err));
+    // SAFETY: _exit runs no atexit handlers or destructors of state copied from the parent.
+    unsafe { libc::_exit(1) }
+}
+
+fn set_dumpable(on: bool) -> Result<()> {
+    nix::sys::prctl::set_dumpable(on).map_err(|e| anyhow!("prctl(PR_SET_DUMPABLE): {e}"))
+}
+
+/// Join the container's namespaces and root, then become (or fork) the process.
+fn join(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> Result<Never> {
+    // Nothing in the container may open /proc/<pid>/exe or mem of berth (CVE-2019-5736).
+    set_dumpable(false)?;
+    die_with_parent(berth)?;
+    for (name, f, flag) in &plan.joins {
+        setns(f.as_fd(), CloneFlags::from_bits_retain(*flag))
+            .map_err(|e| anyhow!("joining the container's {name} namespace: {e}"))?;
+        if *name == "user" {
+            // Become the container's root (when mapped) to join the rest.
+            let _ = nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0));
+            let _ = nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
+            set_dumpable(false)?;
+            die_with_parent(berth)?;
+        }
+    }
+    // The container's root, also when it was entered with chroot (--no-pivot).
+    nix::unistd::fchdir(plan.root.as_fd())
+        .map_err(|e| anyhow!("entering the container's root: {e}"))?;
+    nix::unistd::chroot(".").map_err(|e| anyhow!("chroot into the container's root: {e}"))?;
+    nix::unistd::chdir("/").map_err(|e| anyhow!("chdir /: {e}"))?;
+    // Wait until the cgroup placement is done: what is forked from here inherits it.
+    request(sync, Msg::Sync)?;
+    if plan.second_fork {
+        // CLONE_PARENT: the process is berth's child, so berth can wait for it.
+        // (clone3 refuses CLONE_PARENT with an exit signal; the old clone takes the parent's.)
+        // SAFETY: the raw clone syscall with a null stack is fork; this process is
+        // single-threaded.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        match r {
+            0 => die_with_parent(berth)?,
+            r if r > 0 => {
+                sync.send(&Msg::Pid(r as i32))?;
+                // SAFETY: see run_child().
+                unsafe { libc::_exit(0) }
+            }
+            _ => bail!(
+                "fork into the container's pid namespace: {}",
+                nix::errno::Errno::last()
+            ),
+        }
+    }
+    process(plan, sync, berth, console)
+}
+
+/// Set up the process the way the container's own was set up, then exec.
+fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> Result<Never> {
+    if plan.terminal {
+        nix::unistd::setsid().map_err(|e| anyhow!("setsid: {e}"))?;
+        let (master, peer) = crate::tty::open_pty()?;
+        if let Some((rows, cols)) = plan.console_size {
+            crate::tty::set_size(peer.as_raw_fd(), rows, cols);
+        }
+        let sock = console.ok_or_else(|| anyhow!("process.terminal: no console socket"))?;
+        crate::tty::send_master(sock, master.as_raw_fd())?;
+        drop(master);
+        crate::tty::make_stdio(&peer)?;
+        let _ = nix::unistd::fchown(peer.as_fd(), Some(Uid::from_raw(plan.uid)), None);
+    }
+    child::set_rlimits(&plan.rlimits)?;
+    if let Some(adj) = plan.oom_score_adj {
+        child::set_oom_score_adj(adj)?;
+    }
+    child::join_keyring(&plan.id)?;
+
+    let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
+    if let Some(c) = &plan.caps {
+        caps::drop_bounding(c)?;
+    }
+    // Without noNewPrivileges the filter goes in before the privileges are dropped (as runc).
+    let mut listener: Option<OwnedFd> = None;
+    if let Some(f) = &plan.seccomp
+        && !plan.no_new_privs
+    {
+        listener = f.load()?;
+    }
+    child::switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
+    // A credential change resets both of these.
+    set_dumpable(false)?;
+    die_with_parent(berth)?;
+    if let Some(c) = &plan.caps {
+        caps::apply(c)?;
+    }
+    if !cwd_ok_as_root {
+        nix::unistd::chdir(&plan.cwd)
+            .map_err(|e| anyhow!("process.cwd: {}: {e}", plan.cwd.display()))?;
+    }
+    child::verify_cwd(&plan.cwd)?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask));
+    if plan.no_new_privs {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| anyhow!("process.noNewPrivileges: {e}"))?;
+    }
+    let mut env = plan.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", child::home_of(plan.uid)));
+    }
+    let exe = child::find_executable(&plan.args[0], &env)?;
+    let envp: Vec<CString> = env
+        .iter()
+        .filter_map(|e| CString::new(e.as_str()).ok())
+        .collect();
+    crate::security::labels::apply_exec_labels(&plan.label_spec)?;
+    if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs) {
+        listener = f.load()?;
+    }
+    if let Some(l) = listener.take() {
+        sync.send_with_fd(&Msg::SeccompListener, Some(l.as_raw_fd()))?;
+        request_go(sync)?;
+    }
+    crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
+    sync.send(&Msg::Ready)?;
+
+    // Signals: the mask and ignored dispositions survive exec; give the process defaults.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
+    let err = nix::unistd::execve(&exe, &plan.args, &envp).unwrap_err();
+    bail!("exec {}: {err}", exe.to_string_lossy())
+}
+
+fn request_go(sync: &Channel) -> Result<()> {
+    match sync.recv()? {
+        Some((Msg::Go, _)) => Ok(()),
+        Some((Msg::Abort(why), _)) => bail!("{why}"),
+        _ => bail!("berth went away"),
+    }
+}
