@@ -138,7 +138,7 @@ fn seccomp() -> Value {
     // TSYNC is accepted and has nothing to do: the process loading the filter has one thread.
     let supported: Vec<&str> = known
         .iter()
-        .filter(|(_, bits)| bits.is_none_or(|b| kernel_accepts_flags(b)))
+        .filter(|(_, bits)| bits.is_none_or(kernel_accepts_flags))
         .map(|(n, _)| *n)
         .collect();
     json!({
