@@ -61,9 +61,13 @@ pub fn apply(s: &Sets) -> Result<()> {
     })?;
     caps::clear(None, CapSet::Ambient).map_err(|e| anyhow!("process.capabilities.ambient: {e}"))?;
     for c in &s.ambient {
-        caps::raise(None, CapSet::Ambient, *c).map_err(|e| {
-            anyhow!("process.capabilities.ambient: raising {c} (it must also be permitted and inheritable): {e}")
-        })?;
+        // As runc: an ambient capability that cannot be raised (not also permitted and
+        // inheritable) is a warning, not a failure.
+        if let Err(e) = caps::raise(None, CapSet::Ambient, *c) {
+            crate::logger::warn(&format!(
+                "process.capabilities.ambient: {c} not raised (it must also be permitted and inheritable): {e}"
+            ));
+        }
     }
     Ok(())
 }

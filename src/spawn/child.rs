@@ -254,7 +254,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     if let Some(h) = spec.hooks()
         && h.start_container().as_ref().is_some_and(|v| !v.is_empty())
     {
-        let st = hook_state(ctx, host_pid, Status::Running);
+        let st = hook_state(ctx, host_pid, Status::Created);
         if let Err(e) = crate::hooks::run_all("startContainer", h.start_container().as_ref(), &st) {
             eprintln!("berth: {e:#}");
             // SAFETY: see run().
