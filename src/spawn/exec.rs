@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use super::child::{self, die_with_parent, request};
 use super::clone;
-use super::plan::{Rlimit, rlimit_resource};
+use super::plan::Rlimit;
 use super::sync::{self, Channel, Msg};
 use crate::cgroups::{CgroupState, Manager};
 use crate::container::{Container, Status};
@@ -140,15 +140,7 @@ impl Plan {
             _ => cfg.and_then(|c| c.rlimits().as_ref()),
         };
         for r in rl.into_iter().flatten() {
-            rlimits.push(Rlimit {
-                resource: rlimit_resource(r.typ()),
-                soft: r.soft(),
-                hard: r.hard(),
-                name: serde_json::to_value(r.typ())
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-            });
+            rlimits.push(Rlimit::from_spec(r));
         }
         let args: Vec<CString> = p
             .args()

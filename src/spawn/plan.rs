@@ -18,6 +18,20 @@ pub struct Rlimit {
     pub name: String,
 }
 
+impl Rlimit {
+    pub fn from_spec(r: &oci_spec::runtime::PosixRlimit) -> Rlimit {
+        Rlimit {
+            resource: rlimit_resource(r.typ()),
+            soft: r.soft(),
+            hard: r.hard(),
+            name: serde_json::to_value(r.typ())
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 pub struct Plan {
     pub terminal: bool,
     /// CLONE_NEW* flags for clone3 itself.
@@ -192,15 +206,7 @@ impl Plan {
         let user = process.user();
         let mut rlimits = vec![];
         for r in process.rlimits().iter().flatten() {
-            rlimits.push(Rlimit {
-                resource: rlimit_resource(r.typ()),
-                soft: r.soft(),
-                hard: r.hard(),
-                name: serde_json::to_value(r.typ())
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-            });
+            rlimits.push(Rlimit::from_spec(r));
         }
         let args: Vec<CString> = process
             .args()
