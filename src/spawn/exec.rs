@@ -142,16 +142,7 @@ impl Plan {
         for r in rl.into_iter().flatten() {
             rlimits.push(Rlimit::from_spec(r));
         }
-        let args: Vec<CString> = p
-            .args()
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, a)| {
-                CString::new(a.as_str())
-                    .map_err(|_| anyhow!("process.args[{i}]: contains a NUL byte"))
-            })
-            .collect::<Result<_>>()?;
+        let args = super::plan::args_cstrings(p.args().as_deref())?;
         if args.is_empty() {
             bail!("process.args: must not be empty (give the command to run)");
         }
@@ -347,18 +338,7 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
                 guard.pids.retain(|&x| x != first);
             }
             Msg::SeccompListener => {
-                let fd =
-                    fd.ok_or_else(|| anyhow!("seccomp listener message without a descriptor"))?;
-                let seccomp = spec
-                    .linux()
-                    .as_ref()
-                    .and_then(|l| l.seccomp().as_ref())
-                    .ok_or_else(|| anyhow!("seccomp listener without linux.seccomp"))?;
-                crate::security::seccomp::send_listener(
-                    seccomp,
-                    fd.as_fd(),
-                    &c.oci_state(Status::Running),
-                )?;
+                super::forward_seccomp_listener(spec, fd, &c.oci_state(Status::Running))?;
                 parent_ch.send(&Msg::Go)?;
             }
             Msg::Ready => ready = true,

@@ -330,25 +330,13 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 ph.mark("runtime hooks");
             }
             Msg::SeccompListener => {
-                let fd =
-                    fd.ok_or_else(|| anyhow!("seccomp listener message without a descriptor"))?;
                 let mut s2 = st.clone();
                 s2.pid = container_pid;
                 let c = Container {
                     dir: dir.clone(),
                     state: s2,
                 };
-                let seccomp = spec
-                    .linux()
-                    .as_ref()
-                    .and_then(|l| l.seccomp().as_ref())
-                    .ok_or_else(|| anyhow!("seccomp listener without linux.seccomp"))?;
-                use std::os::fd::AsFd;
-                crate::security::seccomp::send_listener(
-                    seccomp,
-                    fd.as_fd(),
-                    &c.oci_state(Status::Creating),
-                )?;
+                forward_seccomp_listener(spec, fd, &c.oci_state(Status::Creating))?;
                 parent_ch.send(&Msg::Go)?;
             }
             Msg::Ready => break,
@@ -388,6 +376,22 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         container: c,
         console_master,
     })
+}
+
+/// Hand the seccomp notify listener the container sent us to `linux.seccomp.listenerPath`.
+pub(crate) fn forward_seccomp_listener(
+    spec: &oci_spec::runtime::Spec,
+    fd: Option<OwnedFd>,
+    state: &serde_json::Value,
+) -> Result<()> {
+    use std::os::fd::AsFd;
+    let fd = fd.ok_or_else(|| anyhow!("seccomp listener message without a descriptor"))?;
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .ok_or_else(|| anyhow!("seccomp listener without linux.seccomp"))?;
+    crate::security::seccomp::send_listener(seccomp, fd.as_fd(), state)
 }
 
 pub(crate) fn receive_fd(sock: &OwnedFd) -> Result<OwnedFd> {

@@ -18,6 +18,17 @@ pub struct Rlimit {
     pub name: String,
 }
 
+/// `process.args` as C strings for execve (a NUL byte inside is an error naming the index).
+pub fn args_cstrings(args: Option<&[String]>) -> Result<Vec<CString>> {
+    args.unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            CString::new(a.as_str()).map_err(|_| anyhow!("process.args[{i}]: contains a NUL byte"))
+        })
+        .collect()
+}
+
 impl Rlimit {
     pub fn from_spec(r: &oci_spec::runtime::PosixRlimit) -> Rlimit {
         Rlimit {
@@ -208,16 +219,7 @@ impl Plan {
         for r in process.rlimits().iter().flatten() {
             rlimits.push(Rlimit::from_spec(r));
         }
-        let args: Vec<CString> = process
-            .args()
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, a)| {
-                CString::new(a.as_str())
-                    .map_err(|_| anyhow!("process.args[{i}]: contains a NUL byte"))
-            })
-            .collect::<Result<_>>()?;
+        let args = args_cstrings(process.args().as_deref())?;
         let mut env: Vec<String> = process.env().clone().unwrap_or_default();
         for (i, e) in env.iter().enumerate() {
             if e.contains('\0') {
