@@ -481,6 +481,41 @@ fn nnp_profile_blocking_setuid_does_not_break_setup() {
     assert_eq!(out, "1000\n1000\n");
 }
 
+/// Without noNewPrivileges the filter goes in before berth's last steps (as runc): the child
+/// must still report `ready` and its errors to berth through calls such profiles allow.
+#[test]
+fn without_nnp_setup_survives_the_profile_and_errors_are_reported() {
+    let env = Env::new("sc-nonnp");
+    // Socket messaging denied: berth's sync channel must not depend on sendmsg/recvmsg.
+    let names = ["sendmsg", "recvmsg", "sendto", "recvfrom", "sendmmsg"];
+    let (code, out, err) = run_with(
+        &env,
+        "a",
+        &["sh", "-c", "echo ok"],
+        allow_but(&names, json!({"action": "SCMP_ACT_ERRNO", "errnoRet": 55})),
+    );
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+
+    // A profile that denies the user switch fails create, and the reason reaches the caller.
+    let id = env.id("b");
+    let sc = allow_but(
+        &["setresuid", "setuid"],
+        json!({"action": "SCMP_ACT_ERRNO", "errnoRet": 55}),
+    );
+    let mut b = bundle_with(&env, &id, &["true"], sc);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.save();
+    let o = env.berth(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("process.user.uid") && err.contains("ENOANO"),
+        "{err}"
+    );
+    assert!(!env.root.join(&id).exists(), "state dir left behind");
+}
+
 // ---- notify ----
 
 #[repr(C)]

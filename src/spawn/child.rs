@@ -202,6 +202,11 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     if let Some(c) = &plan.caps {
         caps::drop_bounding(c)?;
     }
+    // Every descriptor above the preserved ones gets CLOEXEC now, before any seccomp filter
+    // could deny close_range (exec() does it again for anything opened since).
+    if plan.seccomp.is_some() {
+        let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
+    }
     // Without noNewPrivileges the filter goes in before the privileges are dropped (as runc).
     // The notify listener goes to berth right away (as runc), before any syscall the profile
     // might send to the agent.
@@ -238,10 +243,6 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // ---- ready: wait for `start` ----
     // Before the filter with noNewPrivileges: a profile may well deny prctl.
     crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
-    if plan.seccomp.is_some() && plan.no_new_privs {
-        // exec() does this again, but after the filter a profile could deny close_range.
-        let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
-    }
     if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs)
         // Loaded at the very end; the notify listener must still reach berth before `ready`.
         && let Some(l) = f.load()?

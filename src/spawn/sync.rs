@@ -52,8 +52,20 @@ pub fn pair() -> Result<(Channel, Channel)> {
 }
 
 impl Channel {
+    /// Send a message without a descriptor. This uses plain write(2), not sendmsg(2): the child
+    /// still reports `Ready` (or its error) after a seccomp profile without noNewPrivileges is
+    /// loaded, and allow-list profiles permit write far more often than sendmsg (runc's init
+    /// also only writes to its sync pipe). A packet is still one message (SOCK_SEQPACKET).
     pub fn send(&self, m: &Msg) -> Result<()> {
-        self.send_with_fd(m, None)
+        let data = serde_json::to_vec(m)?;
+        loop {
+            match nix::unistd::write(&self.fd, &data) {
+                Ok(n) if n == data.len() => return Ok(()),
+                Ok(n) => bail!("sync socket: short write ({n} of {} bytes)", data.len()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("sync socket: sending: {e}"),
+            }
+        }
     }
 
     pub fn send_with_fd(&self, m: &Msg, fd: Option<RawFd>) -> Result<()> {
