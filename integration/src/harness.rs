@@ -872,3 +872,81 @@ fn rmdir_tree(p: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A seccomp notify agent for `listenerPath`: accepts one connection on `sock`, takes the
+/// container process state and the listener fd (SCM_RIGHTS), and answers every notification
+/// with `-errno` until no notification comes for `idle`. Returns the state and the syscall
+/// numbers it saw (or what went wrong).
+pub fn seccomp_agent(
+    sock: &Path,
+    errno: i32,
+    idle: Duration,
+) -> std::io::Result<std::thread::JoinHandle<Result<(Value, Vec<i32>), String>>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let listener = std::os::unix::net::UnixListener::bind(sock)?;
+    listener.set_nonblocking(true)?;
+    Ok(std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(20);
+        let conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(format!("no runtime connected to listenerPath: {e}")),
+            }
+        };
+        conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut cmsg = [0u64; 8];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: recvmsg into buffers that outlive the call; the control buffer is u64-aligned.
+        let (n, fd) = unsafe {
+            let mut mh: libc::msghdr = std::mem::zeroed();
+            mh.msg_iov = &mut iov;
+            mh.msg_iovlen = 1;
+            mh.msg_control = cmsg.as_mut_ptr().cast();
+            mh.msg_controllen = std::mem::size_of_val(&cmsg) as _;
+            let n = libc::recvmsg(conn.as_raw_fd(), &mut mh, libc::MSG_CMSG_CLOEXEC);
+            if n <= 0 {
+                return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
+            }
+            let c = libc::CMSG_FIRSTHDR(&mh);
+            if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+                return Err("the state came without an SCM_RIGHTS fd".into());
+            }
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32);
+            (n as usize, OwnedFd::from_raw_fd(fd))
+        };
+        let state: Value = serde_json::from_slice(&buf[..n])
+            .map_err(|e| format!("the state is not JSON ({e}): {:?}", &buf[..n.min(200)]))?;
+        // struct seccomp_notif / seccomp_notif_resp (linux/seccomp.h), as u64 words:
+        // notif = id, pid|flags, nr|arch, ip, args[6]; resp = id, val, error|flags.
+        const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+        const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+        let mut seen = vec![];
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll on one descriptor we own.
+            let r = unsafe { libc::poll(&mut pfd, 1, idle.as_millis() as i32) };
+            if r <= 0 || pfd.revents & libc::POLLIN == 0 {
+                break;
+            }
+            let mut notif = [0u64; 10];
+            // SAFETY: the kernel fills 80 bytes (struct seccomp_notif) into the array.
+            if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV, notif.as_mut_ptr()) } < 0 {
+                continue;
+            }
+            seen.push((notif[2] & 0xffff_ffff) as i32);
+            let resp = [notif[0], 0u64, (-errno) as u32 as u64];
+            // SAFETY: 24 bytes of struct seccomp_notif_resp; a stale id just fails.
+            unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, resp.as_ptr()) };
+        }
+        Ok((state, seen))
+    }))
+}

@@ -44,6 +44,7 @@ pub const HOST_ENV_CANARY: &str = "BERTH_INTEGRATION_HOST_CANARY";
 
 const EROFS: i64 = 30;
 const EPERM: i64 = 1;
+const ENOSYS: i64 = 38;
 const EACCES: i64 = 13;
 
 fn cap_no(name: &str) -> u32 {
@@ -2123,6 +2124,148 @@ fn seccomp_scenarios() -> Vec<Scenario> {
                     matches!(e, Some(Exit::Signal(31)) | Some(Exit::Unknown)),
                     "exit {e:?}, want SIGSYS"
                 );
+                Ok(())
+            }
+        ),
+        sc!(
+            "linux.seccomp.trap",
+            "linux.seccomp action SCMP_ACT_TRAP (SIGSYS)",
+            |ctx| {
+                let ops = [format!("sys={SYS_ACCT}")];
+                let mut b = ctx.bundle();
+                b.set_args(&["/probe", &ops[0]]);
+                b.cfg["linux"]["seccomp"] = json!({
+                    "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                    "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_TRAP"}]
+                });
+                let pid = ctx.create_ok(&b)?;
+                ctx.start_ok(&b.id)?;
+                let e = ctx.wait_exit(pid, Duration::from_secs(10));
+                ctx.delete_ok(&b.id)?;
+                ensure!(b.stdout().is_empty(), "probe survived the trapped syscall");
+                ensure!(
+                    matches!(e, Some(Exit::Signal(31)) | Some(Exit::Unknown)),
+                    "exit {e:?}, want SIGSYS"
+                );
+                Ok(())
+            }
+        ),
+        sc!(
+            "linux.seccomp.log",
+            "linux.seccomp action SCMP_ACT_LOG (allowed, logged)",
+            |ctx| {
+                let ops = [format!("sys={SYS_ACCT}")];
+                let ops: Vec<&str> = ops.iter().map(|s| s.as_str()).collect();
+                let with = |action: &str| {
+                    let action = action.to_string();
+                    move |b: &mut Bundle| {
+                        // errnoRet only where the action takes one (config-linux.md: the
+                        // runtime must fail otherwise).
+                        let mut rule = json!({"names": ["acct"], "action": action});
+                        if action == "SCMP_ACT_ERRNO" {
+                            rule["errnoRet"] = json!(42);
+                        }
+                        b.cfg["linux"]["seccomp"] = json!({
+                            "defaultAction": "SCMP_ACT_ALLOW",
+                            "architectures": ["SCMP_ARCH_X86_64"],
+                            "syscalls": [rule]
+                        });
+                    }
+                };
+                let errno = ctx.probe(&ops, with("SCMP_ACT_ERRNO"))?;
+                let log = ctx.probe(&ops, with("SCMP_ACT_LOG"))?;
+                ensure!(
+                    errno.op(0) == Err(42),
+                    "with SCMP_ACT_ERRNO acct gave {:?}, want errno 42",
+                    errno.op(0)
+                );
+                ensure!(
+                    log.op(0) == Err(EPERM),
+                    "with SCMP_ACT_LOG acct gave {:?}, want the kernel's own EPERM (allowed)",
+                    log.op(0)
+                );
+                ensure!(
+                    log.status("Seccomp") == "2",
+                    "Seccomp mode {}",
+                    log.status("Seccomp")
+                );
+                Ok(())
+            }
+        ),
+        sc!(
+            "linux.seccomp.trace",
+            "linux.seccomp action SCMP_ACT_TRACE (no tracer: ENOSYS)",
+            |ctx| {
+                let ops = [format!("sys={SYS_ACCT}")];
+                let ops: Vec<&str> = ops.iter().map(|s| s.as_str()).collect();
+                let (base, o) = ctx.probe_pair(&ops, |b| {
+                    b.cfg["linux"]["seccomp"] = json!({
+                        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                        "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_TRACE", "errnoRet": 7}]
+                    });
+                })?;
+                ensure!(
+                    base.op(0) == Err(EPERM),
+                    "baseline acct gave {:?}",
+                    base.op(0)
+                );
+                ensure!(
+                    o.op(0) == Err(ENOSYS),
+                    "acct under SCMP_ACT_TRACE without a tracer gave {:?}, want ENOSYS",
+                    o.op(0)
+                );
+                Ok(())
+            }
+        ),
+        sc!(
+            "linux.seccomp.notify",
+            "linux.seccomp action SCMP_ACT_NOTIFY, listenerPath, listenerMetadata",
+            |ctx| {
+                let ops = [format!("sys={SYS_GETPRIORITY},0,0")];
+                let ops: Vec<&str> = ops.iter().map(|s| s.as_str()).collect();
+                let mut agent = None;
+                let mut agent_err = None;
+                let mut id = String::new();
+                let o = ctx.probe(&ops, |b| {
+                    let sock = b.dir.join("agent.sock");
+                    match crate::harness::seccomp_agent(&sock, 18, Duration::from_secs(3)) {
+                        Ok(h) => agent = Some(h),
+                        Err(e) => agent_err = Some(e.to_string()),
+                    }
+                    id = b.id.clone();
+                    b.cfg["linux"]["seccomp"] = json!({
+                        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                        "listenerPath": sock, "listenerMetadata": "berth-integration",
+                        "syscalls": [{"names": ["getpriority"], "action": "SCMP_ACT_NOTIFY"}]
+                    });
+                })?;
+                ensure!(
+                    agent_err.is_none(),
+                    "agent: {}",
+                    agent_err.unwrap_or_default()
+                );
+                let (state, seen) = agent
+                    .expect("agent started")
+                    .join()
+                    .map_err(|_| Outcome::Fail("the agent panicked".into()))?
+                    .map_err(Outcome::Fail)?;
+                ensure!(
+                    o.op(0) == Err(18),
+                    "getpriority gave {:?}, want the agent's answer EXDEV (18)",
+                    o.op(0)
+                );
+                ensure!(
+                    seen.contains(&(SYS_GETPRIORITY as i32)),
+                    "agent saw {seen:?}"
+                );
+                ensure!(state["fds"] == json!(["seccompFd"]), "state fds: {state}");
+                ensure!(
+                    state["metadata"] == "berth-integration",
+                    "metadata: {state}"
+                );
+                ensure!(state["pid"].as_i64().unwrap_or(0) > 0, "pid: {state}");
+                ensure!(state["state"]["id"] == id.as_str(), "state.id: {state}");
+                ensure!(state["ociVersion"].is_string(), "ociVersion: {state}");
                 Ok(())
             }
         ),
