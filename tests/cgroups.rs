@@ -588,3 +588,227 @@ fn run_without_resources_still_gets_default_devices() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "4");
 }
+
+/// Every resource this host can set, checked in the cgroup files after create, after an
+/// update with a LinuxResources file (podman's way) and after an update with runc's flags.
+#[test]
+fn update_every_resource_and_every_flag() {
+    let env = Env::new("cgupdall");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    let disk = Path::new("/sys/dev/block/254:0").exists();
+    let two_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    let cpus = if two_cpus { "0-1" } else { "0" };
+    let hf = if Path::new("/sys/fs/cgroup/hugetlb").exists() {
+        "hugetlb.2MB.limit_in_bytes"
+    } else {
+        "hugetlb.2MB.max"
+    };
+    let mib = |n: i64| n << 20;
+    b.config["linux"]["resources"] = json!({
+        "memory": {"limit": mib(64), "reservation": mib(32), "swap": mib(128)},
+        "cpu": {"shares": 512, "quota": 20000, "period": 100000, "burst": 0, "cpus": "0",
+                "mems": "0", "idle": 0},
+        "pids": {"limit": 30},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": mib(4)}]
+    });
+    if !v2() {
+        b.config["linux"]["resources"]["memory"]["swappiness"] = json!(10);
+    }
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+    let rd = |ctrl: &str, file: &str| cgread(&env, &id, ctrl, file);
+    // The weight files: v1 CFQ/BFQ, v2 BFQ or io.weight — whichever this kernel has.
+    let weight_file = || {
+        let d = cgdir(&env, &id, if v2() { "io" } else { "blkio" });
+        [
+            "blkio.weight",
+            "blkio.bfq.weight",
+            "io.bfq.weight",
+            "io.weight",
+        ]
+        .into_iter()
+        .find(|f| d.join(f).exists())
+    };
+    let check = |mem: i64, res: i64, swap: i64, shares: u64, quota: i64, period: u64| {
+        if v2() {
+            assert_eq!(rd("memory", "memory.max"), mem.to_string());
+            assert_eq!(rd("memory", "memory.low"), res.to_string());
+            assert_eq!(rd("memory", "memory.swap.max"), (swap - mem).to_string());
+            let w = 1 + ((shares - 2) * 9999) / 262_142;
+            assert_eq!(rd("cpu", "cpu.weight"), w.to_string());
+            assert_eq!(rd("cpu", "cpu.max"), format!("{quota} {period}"));
+        } else {
+            assert_eq!(rd("memory", "memory.limit_in_bytes"), mem.to_string());
+            assert_eq!(rd("memory", "memory.soft_limit_in_bytes"), res.to_string());
+            assert_eq!(
+                rd("memory", "memory.memsw.limit_in_bytes"),
+                swap.to_string()
+            );
+            assert_eq!(rd("cpu", "cpu.shares"), shares.to_string());
+            assert_eq!(rd("cpu", "cpu.cfs_quota_us"), quota.to_string());
+            assert_eq!(rd("cpu", "cpu.cfs_period_us"), period.to_string());
+        }
+    };
+    check(mib(64), mib(32), mib(128), 512, 20000, 100000);
+    assert_eq!(rd("pids", "pids.max"), "30");
+    assert_eq!(rd("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(rd("hugetlb", hf), mib(4).to_string());
+    if !v2() {
+        assert_eq!(rd("memory", "memory.swappiness"), "10");
+    }
+
+    // podman's way: a LinuxResources file with everything.
+    let mut res = json!({
+        "memory": {"limit": mib(96), "reservation": mib(48), "swap": mib(192)},
+        "cpu": {"shares": 1024, "quota": 30000, "period": 200000, "burst": 500, "cpus": cpus,
+                "mems": "0"},
+        "pids": {"limit": 40},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": mib(8)}]
+    });
+    if weight_file().is_some() {
+        res["blockIO"] = json!({"weight": 400});
+    }
+    if disk {
+        res["blockIO"]["throttleReadBpsDevice"] =
+            json!([{"major": 254, "minor": 0, "rate": 2097152}]);
+        res["blockIO"]["throttleWriteIOPSDevice"] =
+            json!([{"major": 254, "minor": 0, "rate": 200}]);
+    }
+    if v2() {
+        res["unified"] = json!({"memory.high": mib(90).to_string()});
+    } else {
+        res["memory"]["swappiness"] = json!(20);
+        res["memory"]["kernelTCP"] = json!(mib(32));
+    }
+    let rfile = env.tmp.join("res.json");
+    std::fs::write(&rfile, res.to_string()).unwrap();
+    env.ok(&["update", "--resources", rfile.to_str().unwrap(), &id]);
+    check(mib(96), mib(48), mib(192), 1024, 30000, 200000);
+    assert_eq!(rd("pids", "pids.max"), "40");
+    assert_eq!(rd("cpuset", "cpuset.cpus"), cpus);
+    assert_eq!(rd("cpuset", "cpuset.mems"), "0");
+    assert_eq!(
+        rd(
+            "cpu",
+            if v2() {
+                "cpu.max.burst"
+            } else {
+                "cpu.cfs_burst_us"
+            }
+        ),
+        "500"
+    );
+    assert_eq!(rd("hugetlb", hf), mib(8).to_string());
+    let ioctl = if v2() { "io" } else { "blkio" };
+    if let Some(wf) = weight_file() {
+        let want = if wf == "io.weight" {
+            (1 + (400 - 10) * 9999 / 990).to_string()
+        } else {
+            "400".to_string()
+        };
+        let got = rd(ioctl, wf);
+        assert!(
+            got.split_whitespace().any(|w| w == want),
+            "{wf}: {got}, want {want}"
+        );
+    }
+    if disk {
+        if v2() {
+            let m = rd("io", "io.max");
+            assert!(
+                m.contains("254:0 rbps=2097152") && m.contains("wiops=200"),
+                "{m}"
+            );
+        } else {
+            assert_eq!(
+                rd("blkio", "blkio.throttle.read_bps_device"),
+                "254:0 2097152"
+            );
+            assert_eq!(rd("blkio", "blkio.throttle.write_iops_device"), "254:0 200");
+        }
+    }
+    if v2() {
+        assert_eq!(rd("memory", "memory.high"), mib(90).to_string());
+    } else {
+        assert_eq!(rd("memory", "memory.swappiness"), "20");
+        assert_eq!(
+            rd("memory", "memory.kmem.tcp.limit_in_bytes"),
+            mib(32).to_string()
+        );
+    }
+
+    // runc's flags, each one.
+    let mut flags = vec![
+        "update",
+        "--memory",
+        "100m",
+        "--memory-reservation",
+        "40m",
+        "--memory-swap",
+        "256m",
+        "--cpu-shares",
+        "256",
+        "--cpu-quota",
+        "25000",
+        "--cpu-period",
+        "150000",
+        "--cpu-burst",
+        "1000",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        "--pids-limit",
+        "50",
+    ];
+    if weight_file().is_some() {
+        flags.extend(["--blkio-weight", "500"]);
+    }
+    if !v2() {
+        flags.extend(["--kernel-memory-tcp", "16m"]);
+    }
+    flags.push(&id);
+    env.ok(&flags);
+    check(mib(100), mib(40), mib(256), 256, 25000, 150000);
+    assert_eq!(rd("pids", "pids.max"), "50");
+    assert_eq!(rd("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(
+        rd(
+            "cpu",
+            if v2() {
+                "cpu.max.burst"
+            } else {
+                "cpu.cfs_burst_us"
+            }
+        ),
+        "1000"
+    );
+    if let Some(wf) = weight_file() {
+        let want = if wf == "io.weight" {
+            (1 + (500 - 10) * 9999 / 990).to_string()
+        } else {
+            "500".to_string()
+        };
+        let got = rd(ioctl, wf);
+        assert!(got.split_whitespace().any(|w| w == want), "{wf}: {got}");
+    }
+    if !v2() {
+        assert_eq!(
+            rd("memory", "memory.kmem.tcp.limit_in_bytes"),
+            mib(16).to_string()
+        );
+    }
+    // What was not named stays: hugetlb from the file update.
+    assert_eq!(rd("hugetlb", hf), mib(8).to_string());
+    // cpu.idle last: an idle group's shares read back as the minimum weight.
+    std::fs::write(&rfile, r#"{"cpu":{"idle":1}}"#).unwrap();
+    env.ok(&["update", "--resources", rfile.to_str().unwrap(), &id]);
+    assert_eq!(rd("cpu", "cpu.idle"), "1");
+    env.ok(&["delete", "--force", &id]);
+    assert!(
+        all_cg_dirs(&env, &id).is_empty(),
+        "{:?}",
+        all_cg_dirs(&env, &id)
+    );
+}

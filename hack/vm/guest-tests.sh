@@ -173,7 +173,8 @@ check_cargo() { # spec
     if [ -z "$bin" ]; then
         result FAIL "cargo test $spec" "no test binary '${words[0]}' in target/release/deps"; return
     fi
-    out=$(BERTH_CGROUP_MODE=v2 BERTH_ROOTFS=$ROOTFS timeout "$tmo" "$bin" "${words[@]:1}" 2>&1 </dev/null); rc=$?
+    # A whole suite under software emulation: several times one command's limit.
+    out=$(BERTH_CGROUP_MODE=v2 BERTH_ROOTFS=$ROOTFS timeout "${VM_SUITE_TIMEOUT:-$((tmo * 4))}" "$bin" "${words[@]:1}" 2>&1 </dev/null); rc=$?
     if [ $rc = 0 ] && grep -q '^running 0 tests' <<<"$out" && ! grep -q '^running [1-9]' <<<"$out"; then
         result FAIL "cargo test $spec" "no test matched"
     elif [ $rc = 0 ]; then

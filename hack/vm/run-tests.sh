@@ -10,7 +10,7 @@
 # Prints PASS/FAIL per check and "N passed, M failed"; exits 1 if anything failed.
 # Env: BERTH (default target/release/berth), RUNC (default /usr/sbin/runc), BERTH_ROOTFS or
 #      VM_ROOTFS (default hack/.cache/rootfs), VM_TIMEOUT (whole VM, default 900 s),
-#      VM_CHECK_TIMEOUT (each command, default 120 s), VM_MEM (MB, default 1024),
+#      VM_CHECK_TIMEOUT (each command, default 120 s; a cargo test suite gets 4x), VM_MEM (MB, default 1024),
 #      VM_SMOKE=0 (skip (a), e.g. to iterate on cargo tests).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd -P)
