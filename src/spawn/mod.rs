@@ -1,6 +1,7 @@
 //! The create path, parent side, top to bottom: validate → claim the id (a `creating` state) →
-//! cgroup → exec fifo, console socket, sync socket → clone → id maps, cgroup placement, hooks →
-//! `created` state. The child side is in `child.rs`. Any error rolls everything back.
+//! cgroup → exec fifo, console socket, sync socket → clone → id maps, hooks →
+//! `created` state. The child side is in `child.rs` (it places itself in its cgroups, see
+//! `cgroups::Placement`). Any error rolls everything back.
 
 pub mod child;
 pub mod clone;
@@ -215,7 +216,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
             .and_then(|l| l.resources().clone())
             .unwrap_or_default(),
     )?;
-    let cgroup_fd = mgr.clone_into_fd()?;
+    let placement = mgr.placement()?;
     ph.mark("cgroup");
 
     let fifo = std::fs::OpenOptions::new()
@@ -253,8 +254,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     let (parent_ch, child_ch) = sync::pair()?;
 
     // ---- the fork ----
-    let (forked, placed) =
-        clone::clone(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))?;
+    let (forked, v2_placed) = clone::clone(plan.clone_flags, placement.clone_into())?;
     let child_pid = match forked {
         clone::Forked::Child => {
             drop(parent_ch);
@@ -268,6 +268,8 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 fifo: fifo.as_raw_fd(),
                 console: console_child,
                 cgroup: mgr.state(),
+                placement: &placement,
+                v2_placed,
                 state: &st,
             })
         }
@@ -277,14 +279,9 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     drop(relay_child);
     drop(fifo);
     drop(console);
+    drop(placement);
     rb.children.push(child_pid);
     ph.mark("clone");
-
-    // The v1 move (the slow part on v1 kernels) overlaps with the child's own setup.
-    if !placed {
-        mgr.add_pid(child_pid)?;
-    }
-    ph.mark("cgroup placement");
 
     let mut container_pid = child_pid;
     let mut intermediate: Option<i32> = None;
@@ -300,7 +297,6 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 ph.mark("id maps");
                 parent_ch.send(&Msg::Go)?;
             }
-            Msg::Sync => parent_ch.send(&Msg::Go)?,
             Msg::Pid(p) => {
                 intermediate = Some(container_pid);
                 container_pid = p;
