@@ -249,6 +249,12 @@ impl Manager {
         {
             return fs::write_file(d, "cgroup.kill", "1", "cgroup.kill");
         }
+        // An empty cgroup cannot gain members by forking: nothing to freeze or signal (the
+        // common case at `delete` of a stopped container, where freezing costs a v1 round
+        // trip through freezer.state).
+        if self.pids()?.is_empty() {
+            return Ok(());
+        }
         let frozen = self.freezer().is_some() && self.freeze().is_ok();
         let mut res = Ok(());
         for pid in self.pids()? {
