@@ -165,11 +165,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
 
     let (me_start, owner) = (
         state::process_start_time(std::process::id() as i32).unwrap_or(0),
-        nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| nix::unistd::geteuid().to_string()),
+        user_name(nix::unistd::geteuid().as_raw()),
     );
     let spec = &bundle.spec;
     let mgr = Manager::new(
@@ -372,6 +368,17 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         container: c,
         console_master,
     })
+}
+
+/// The name of `uid` from /etc/passwd (berth runs as root: no NSS round trips through nscd and
+/// nsswitch.conf for the `owner` field), or the number.
+fn user_name(uid: u32) -> String {
+    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[2].parse::<u32>().ok() == Some(uid))
+        .map(|f| f[0].to_string())
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// Hand the seccomp notify listener the container sent us to `linux.seccomp.listenerPath`.
