@@ -140,8 +140,7 @@ fn filter_capabilities(raw: &mut Value) {
 
 /// The capabilities berth itself may hand out (its own bounding set).
 fn host_bounding_set() -> Option<HashSet<String>> {
-    caps::read(None, caps::CapSet::Bounding)
-        .ok()
+    crate::security::caps::current_bounding()
         .map(|s| s.into_iter().map(|c| c.to_string()).collect())
 }
 

@@ -812,3 +812,117 @@ fn update_every_resource_and_every_flag() {
         all_cg_dirs(&env, &id)
     );
 }
+
+/// Every hierarchy berth uses lists `want` for `pid` in /proc/<pid>/cgroup (the host's view).
+fn assert_in_every_hierarchy(pid: i32, want: &str) {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let uses_cgroup2 = v2() || Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
+    let mut checked = 0;
+    for line in cg.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        if ctrls.is_empty() && !uses_cgroup2 {
+            continue;
+        }
+        assert_eq!(path, want, "pid {pid}, hierarchy {ctrls:?}: {cg}");
+        checked += 1;
+    }
+    assert!(checked > 0, "{cg}");
+}
+
+#[test]
+fn placed_in_every_hierarchy_before_second_fork_cgroupns_and_exec() {
+    let env = Env::new("cgplace");
+    let want = |id: &str| format!("{}/{id}", env.cg_parent);
+    // A time namespace makes the container process the child of a second fork, and a cgroup
+    // namespace is unshared during setup: both must happen after the placement.
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    b.config["root"]["readonly"] = json!(false);
+    let nss = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    nss.push(json!({"type": "time"}));
+    if !nss.iter().any(|n| n["type"] == "cgroup") {
+        nss.push(json!({"type": "cgroup"}));
+    }
+    env.create(&id, &b);
+    let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
+    assert_in_every_hierarchy(pid, &want(&id));
+    env.ok(&["start", &id]);
+    env.wait_status(&id, "running");
+
+    // An exec'd process (second fork into the container's pid namespace) goes there too.
+    let pf = env.tmp.join("exec.pid");
+    let errf = env.tmp.join("exec.err");
+    let st = env
+        .cmd()
+        .args(["exec", "--detach", "--pid-file", pf.to_str().unwrap(), &id])
+        .args(["sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&errf).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&errf).unwrap());
+    let epid: i32 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_in_every_hierarchy(epid, &want(&id));
+
+    // `exec --cgroup SUB` goes to the existing sub-cgroup, in every hierarchy.
+    for d in all_cg_dirs(&env, &id) {
+        std::fs::create_dir(d.join("sub")).unwrap();
+        if d.join("cpuset.cpus").exists() {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(d.join(f)).unwrap();
+                std::fs::write(d.join("sub").join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let pf2 = env.tmp.join("exec2.pid");
+    let st = env
+        .cmd()
+        .args(["exec", "--detach", "--cgroup", "sub", "--pid-file"])
+        .args([pf2.to_str().unwrap(), &id, "sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&errf).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&errf).unwrap());
+    let epid2: i32 = std::fs::read_to_string(&pf2)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_in_every_hierarchy(epid2, &format!("{}/sub", want(&id)));
+    unsafe { libc::kill(epid2, libc::SIGKILL) };
+    wait_for("the exec'd process in sub to exit", || !alive(epid2));
+    for d in all_cg_dirs(&env, &id) {
+        wait_for("sub to empty", || {
+            std::fs::remove_dir(d.join("sub")).is_ok()
+        });
+    }
+    env.ok(&["delete", "--force", &id]);
+    assert!(!alive(epid) && !alive(epid2));
+
+    // Inside, the cgroup namespace is rooted at the container's cgroup.
+    let id2 = env.id("b");
+    let mut b2 = env.bundle(&id2, &["cat", "/proc/self/cgroup"]);
+    let nss = b2.config["linux"]["namespaces"].as_array_mut().unwrap();
+    nss.push(json!({"type": "time"}));
+    if !nss.iter().any(|n| n["type"] == "cgroup") {
+        nss.push(json!({"type": "cgroup"}));
+    }
+    let (code, out, err) = env.run(&id2, &b2);
+    assert_eq!(code, 0, "{err}");
+    let uses_cgroup2 = v2() || Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
+    for line in out.lines() {
+        let (pre, path) = line.rsplit_once(':').unwrap();
+        if pre.ends_with(':') && !uses_cgroup2 {
+            continue;
+        }
+        assert_eq!(path, "/", "{out}");
+    }
+}

@@ -19,6 +19,20 @@ pub fn saved_spec(c: &Container) -> Result<Spec> {
     crate::config::deserialize(&v)
 }
 
+/// The hooks of the spec saved in the state dir, without parsing it when it has none: that
+/// file is written by berth (serde_json, which never escapes ASCII letters), so a config
+/// without the text `"hooks"` has no hooks.
+pub fn saved_hooks(c: &Container) -> Result<Option<oci_spec::runtime::Hooks>> {
+    let text = std::fs::read(c.config_path())
+        .map_err(|e| anyhow!("reading {}: {e}", c.config_path().display()))?;
+    if !text.windows(7).any(|w| w == b"\"hooks\"") {
+        return Ok(None);
+    }
+    let v = crate::config::parse_value(&text)?;
+    let spec: Spec = crate::config::deserialize(&v)?;
+    Ok(spec.hooks().clone())
+}
+
 /// Let a created container's process exec, then run the poststart hooks.
 pub fn start(c: &Container) -> Result<()> {
     let id = &c.state.id;
@@ -49,8 +63,7 @@ pub fn start(c: &Container) -> Result<()> {
         .map_err(|e| anyhow!("cannot start container {id:?}: {e}"))?;
     drop(f);
     let _ = std::fs::remove_file(&fifo);
-    let spec = saved_spec(c)?;
-    if let Some(h) = spec.hooks() {
+    if let Some(h) = saved_hooks(c)? {
         let st = serde_json::to_vec(&c.oci_state(Status::Running))?;
         hooks::run_all_warn("poststart", h.poststart().as_ref(), &st);
     }
@@ -81,8 +94,7 @@ pub fn destroy(c: &Container) -> Result<()> {
         m.destroy()?;
     }
     if c.state.status != Status::Creating
-        && let Ok(spec) = saved_spec(c)
-        && let Some(h) = spec.hooks()
+        && let Ok(Some(h)) = saved_hooks(c)
     {
         let st = serde_json::to_vec(&c.oci_state(Status::Stopped))?;
         hooks::run_all_warn("poststop", h.poststop().as_ref(), &st);

@@ -2,14 +2,16 @@
 //! (it needs CAP_SETPCAP); the others are set after the switch to the container user, with
 //! PR_SET_KEEPCAPS keeping the permitted set across it.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::LinuxCapabilities;
 use std::collections::HashSet;
 use std::str::FromStr;
 
 pub struct Sets {
-    pub bounding: CapsHashSet,
+    /// Capabilities in berth's bounding set now (so in the child's) that the container's
+    /// bounding set leaves out: the ones `drop_bounding` drops, computed before the fork.
+    pub to_drop: Vec<Capability>,
     pub effective: CapsHashSet,
     pub permitted: CapsHashSet,
     pub inheritable: CapsHashSet,
@@ -26,10 +28,34 @@ fn conv(set: &Option<HashSet<oci_spec::runtime::Capability>>) -> CapsHashSet {
         .collect()
 }
 
+/// This process's bounding set, read once from /proc/self/status (`CapBnd`, one read instead of
+/// a PR_CAPBSET_READ per capability). None if it cannot be read.
+pub fn current_bounding() -> Option<CapsHashSet> {
+    static CACHE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let mask = (*CACHE.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/self/status").ok()?;
+        let hex = text.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+        u64::from_str_radix(hex.trim(), 16).ok()
+    }))?;
+    Some(
+        caps::all()
+            .into_iter()
+            .filter(|c| c.index() < 64 && mask & (1u64 << c.index()) != 0)
+            .collect(),
+    )
+}
+
 /// Computed before the fork.
 pub fn from_spec(c: &LinuxCapabilities) -> Sets {
+    let bounding = conv(c.bounding());
+    let mut to_drop: Vec<Capability> = current_bounding()
+        .unwrap_or_else(caps::all)
+        .into_iter()
+        .filter(|c| !bounding.contains(c))
+        .collect();
+    to_drop.sort_by_key(|c| c.index());
     Sets {
-        bounding: conv(c.bounding()),
+        to_drop,
         effective: conv(c.effective()),
         permitted: conv(c.permitted()),
         inheritable: conv(c.inheritable()),
@@ -37,12 +63,14 @@ pub fn from_spec(c: &LinuxCapabilities) -> Sets {
     }
 }
 
-/// Drop from the bounding set every capability not listed.
+/// Drop from the bounding set every capability not listed (those in it: `Sets::to_drop`).
 pub fn drop_bounding(s: &Sets) -> Result<()> {
-    for c in caps::all() {
-        if !s.bounding.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, c)
-                .map_err(|e| anyhow!("process.capabilities.bounding: dropping {c}: {e}"))?;
+    for &c in &s.to_drop {
+        match caps::drop(None, CapSet::Bounding, c) {
+            Ok(()) => {}
+            // A capability this kernel does not have (listed by a newer caps crate).
+            Err(_) if !caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) => {}
+            Err(e) => bail!("process.capabilities.bounding: dropping {c}: {e}"),
         }
     }
     Ok(())

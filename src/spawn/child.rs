@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::plan::Plan;
 use super::sync::{Channel, Msg};
 use super::{Options, clone};
-use crate::cgroups::CgroupState;
+use crate::cgroups::{CgroupState, Placement};
 use crate::config::Bundle;
 use crate::container::{Container, State, Status};
 use crate::rootfs::{self, mounts, resolve::Root};
@@ -30,6 +30,9 @@ pub struct Ctx<'a> {
     pub fifo: RawFd,
     pub console: Option<RawFd>,
     pub cgroup: &'a CgroupState,
+    /// The cgroup files to move itself with; `v2_placed`: clone3 did the cgroup2 part.
+    pub placement: &'a Placement,
+    pub v2_placed: bool,
     pub state: &'a State,
 }
 
@@ -75,6 +78,9 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     let spec = ctx.spec;
     let parent = ctx.state.creator_pid;
     die_with_parent(parent)?;
+    // First of all, so that everything this process forks or runs is in the container's
+    // cgroups, and a cgroup namespace made below is rooted there.
+    ctx.placement.join_self(ctx.v2_placed)?;
 
     // ---- namespaces ----
     for (t, path, flag) in &plan.joins {
@@ -100,9 +106,8 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         unshare(CloneFlags::from_bits_retain(plan.unshare_flags))
             .map_err(|e| anyhow!("linux.namespaces: unshare: {e}"))?;
     }
-    // The cgroup namespace must be rooted at the container's cgroup: wait for the placement.
+    // Rooted at the container's cgroup: this process is in it already (join_self above).
     if plan.cgroup_ns {
-        request(&ctx.sync, Msg::Sync)?;
         unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| anyhow!("linux.namespaces: new cgroup namespace: {e}"))?;
     }

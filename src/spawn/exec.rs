@@ -4,9 +4,9 @@
 //!       parent: open /proc/<pid>/ns/* and /proc/<pid>/root of the container's process (before
 //!               anything joins its mount namespace, where those paths mean something else),
 //!               fork ── sync socketpair ───────────────────────────────────────────────
-//!               put the child in the container's cgroup (overlapping its setns calls)
-//!       child:  non-dumpable, setns user first (then the others, mount last), chroot into
-//!               the container's root; wait for the placement; a second fork (CLONE_PARENT, so
+//!       child:  moves itself into the container's cgroups (cgroups::Placement), non-dumpable,
+//!               setns user first (then the others, mount last), chroot into
+//!               the container's root; a second fork (CLONE_PARENT, so
 //!               the process stays berth's child) when a pid or time namespace was joined,
 //!               since those apply to children only
 //!       process: terminal, rlimits, keyring, caps, seccomp, user, cwd, no_new_privs, label,
@@ -25,11 +25,11 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::child::{self, die_with_parent, request};
+use super::child::{self, die_with_parent};
 use super::clone;
 use super::plan::Rlimit;
 use super::sync::{self, Channel, Msg};
-use crate::cgroups::{CgroupState, Manager};
+use crate::cgroups::{CgroupState, Manager, Placement};
 use crate::container::{Container, Status};
 use crate::security::caps;
 use crate::security::seccomp::Filter;
@@ -201,9 +201,12 @@ impl Plan {
     }
 }
 
-/// The cgroup directories the new process goes to: the container's, or with `--cgroup` its
-/// existing sub-cgroups.
-fn cgroup_targets(cg: &CgroupState, subs: &[(Option<String>, String)]) -> Result<Vec<PathBuf>> {
+/// The cgroup directories the new process goes to (v1 hierarchies, cgroup2): the container's,
+/// or with `--cgroup` its existing sub-cgroups.
+fn cgroup_targets(
+    cg: &CgroupState,
+    subs: &[(Option<String>, String)],
+) -> Result<(Vec<PathBuf>, Option<PathBuf>)> {
     for (_, s) in subs {
         let p = Path::new(s);
         if s.is_empty()
@@ -215,6 +218,7 @@ fn cgroup_targets(cg: &CgroupState, subs: &[(Option<String>, String)]) -> Result
     }
     let all = subs.iter().find(|(c, _)| c.is_none()).map(|(_, s)| s);
     let mut out = vec![];
+    let mut v2 = None;
     for (key, dir) in &cg.v1 {
         let named = subs.iter().find(|(c, _)| {
             c.as_deref()
@@ -230,10 +234,10 @@ fn cgroup_targets(cg: &CgroupState, subs: &[(Option<String>, String)]) -> Result
         if named && cg.mode == crate::cgroups::Mode::V2 {
             bail!("--cgroup: on cgroup v2 give a path without a controller");
         }
-        match all {
-            Some(s) => out.push(d.join(s)),
-            None => out.push(d.clone()),
-        }
+        v2 = Some(match all {
+            Some(s) => d.join(s),
+            None => d.clone(),
+        });
     }
     for (c, _) in subs {
         if let Some(c) = c
@@ -245,7 +249,7 @@ fn cgroup_targets(cg: &CgroupState, subs: &[(Option<String>, String)]) -> Result
             bail!("--cgroup {c}:...: no such cgroup controller on this host");
         }
     }
-    Ok(out)
+    Ok((out, v2))
 }
 
 /// Kill and reap what was forked if the exec fails half way.
@@ -266,9 +270,14 @@ impl Drop for Guard {
 /// exec'd (or with the reason it could not).
 pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<Spawned> {
     let plan = Plan::new(c, spec, p, opts)?;
-    let targets = match &c.state.cgroup {
-        Some(cg) if !opts.sub_cgroups.is_empty() => Some(cgroup_targets(cg, &opts.sub_cgroups)?),
-        _ => None,
+    // Opened before the fork; the child moves itself (see cgroups::Placement).
+    let placement = match &c.state.cgroup {
+        Some(cg) if !opts.sub_cgroups.is_empty() => {
+            let (v1, v2) = cgroup_targets(cg, &opts.sub_cgroups)?;
+            Some(Placement::open(&v1, v2.as_deref()).map_err(|e| anyhow!("--cgroup: {e:#}"))?)
+        }
+        Some(cg) => Some(Manager::from_state(cg).placement()?),
+        None => None,
     };
     let console = match &opts.console_socket {
         Some(path) => Some(crate::tty::connect(path)?),
@@ -295,29 +304,27 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
     let (parent_ch, child_ch) = sync::pair()?;
     let me = std::process::id() as i32;
 
-    let first = match clone::fork()? {
+    let (forked, v2_placed) = clone::clone(0, placement.as_ref().and_then(|p| p.clone_into()))?;
+    let first = match forked {
         clone::Forked::Child => {
             drop(parent_ch);
+            if let Some(p) = &placement
+                && let Err(e) = p.join_self(v2_placed)
+            {
+                let _ = child_ch.send(&Msg::Error(format!("{e:#}")));
+                // SAFETY: see run_child().
+                unsafe { libc::_exit(1) }
+            }
+            drop(placement);
             run_child(&plan, child_ch, me, console_child)
         }
         clone::Forked::Parent(pid) => pid,
     };
+    drop(placement);
     drop(child_ch);
     drop(relay_child);
     drop(console);
     let mut guard = Guard { pids: vec![first] };
-
-    // Placement overlaps with the child's setns calls; it waits for "go" before forking again.
-    match (&c.state.cgroup, &targets) {
-        (_, Some(dirs)) => {
-            for d in dirs {
-                std::fs::write(d.join("cgroup.procs"), first.to_string())
-                    .map_err(|e| anyhow!("--cgroup: adding the process to {}: {e}", d.display()))?;
-            }
-        }
-        (Some(cg), None) => Manager::from_state(cg).add_pid(first)?,
-        (None, None) => {}
-    }
 
     let mut pid = (!plan.second_fork).then_some(first);
     let mut ready = false;
@@ -329,7 +336,6 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
             bail!("the exec'd process exited during setup without saying why");
         };
         match msg {
-            Msg::Sync => parent_ch.send(&Msg::Go)?,
             Msg::Pid(p) => {
                 guard.pids.insert(0, p);
                 pid = Some(p);
@@ -400,8 +406,8 @@ fn join(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> Resu
         .map_err(|e| anyhow!("entering the container's root: {e}"))?;
     nix::unistd::chroot(".").map_err(|e| anyhow!("chroot into the container's root: {e}"))?;
     nix::unistd::chdir("/").map_err(|e| anyhow!("chdir /: {e}"))?;
-    // Wait until the cgroup placement is done: what is forked from here inherits it.
-    request(sync, Msg::Sync)?;
+    // The process placed itself in the container's cgroups right after the fork (in exec()):
+    // what is forked from here inherits them.
     if plan.second_fork {
         // CLONE_PARENT: the process is berth's child, so berth can wait for it.
         // (clone3 refuses CLONE_PARENT with an exit signal; the old clone takes the parent's.)

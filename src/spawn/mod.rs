@@ -1,6 +1,7 @@
 //! The create path, parent side, top to bottom: validate → claim the id (a `creating` state) →
-//! cgroup → exec fifo, console socket, sync socket → clone → id maps, cgroup placement, hooks →
-//! `created` state. The child side is in `child.rs`. Any error rolls everything back.
+//! cgroup → exec fifo, console socket, sync socket → clone → id maps, hooks →
+//! `created` state. The child side is in `child.rs` (it places itself in its cgroups, see
+//! `cgroups::Placement`). Any error rolls everything back.
 
 pub mod child;
 pub mod clone;
@@ -164,11 +165,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
 
     let (me_start, owner) = (
         state::process_start_time(std::process::id() as i32).unwrap_or(0),
-        nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| nix::unistd::geteuid().to_string()),
+        user_name(nix::unistd::geteuid().as_raw()),
     );
     let spec = &bundle.spec;
     let mgr = Manager::new(
@@ -215,7 +212,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
             .and_then(|l| l.resources().clone())
             .unwrap_or_default(),
     )?;
-    let cgroup_fd = mgr.clone_into_fd()?;
+    let placement = mgr.placement()?;
     ph.mark("cgroup");
 
     let fifo = std::fs::OpenOptions::new()
@@ -253,8 +250,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     let (parent_ch, child_ch) = sync::pair()?;
 
     // ---- the fork ----
-    let (forked, placed) =
-        clone::clone(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))?;
+    let (forked, v2_placed) = clone::clone(plan.clone_flags, placement.clone_into())?;
     let child_pid = match forked {
         clone::Forked::Child => {
             drop(parent_ch);
@@ -268,6 +264,8 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 fifo: fifo.as_raw_fd(),
                 console: console_child,
                 cgroup: mgr.state(),
+                placement: &placement,
+                v2_placed,
                 state: &st,
             })
         }
@@ -277,14 +275,9 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     drop(relay_child);
     drop(fifo);
     drop(console);
+    drop(placement);
     rb.children.push(child_pid);
     ph.mark("clone");
-
-    // The v1 move (the slow part on v1 kernels) overlaps with the child's own setup.
-    if !placed {
-        mgr.add_pid(child_pid)?;
-    }
-    ph.mark("cgroup placement");
 
     let mut container_pid = child_pid;
     let mut intermediate: Option<i32> = None;
@@ -300,7 +293,6 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 ph.mark("id maps");
                 parent_ch.send(&Msg::Go)?;
             }
-            Msg::Sync => parent_ch.send(&Msg::Go)?,
             Msg::Pid(p) => {
                 intermediate = Some(container_pid);
                 container_pid = p;
@@ -376,6 +368,17 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         container: c,
         console_master,
     })
+}
+
+/// The name of `uid` from /etc/passwd (berth runs as root: no NSS round trips through nscd and
+/// nsswitch.conf for the `owner` field), or the number.
+fn user_name(uid: u32) -> String {
+    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[2].parse::<u32>().ok() == Some(uid))
+        .map(|f| f[0].to_string())
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// Hand the seccomp notify listener the container sent us to `linux.seccomp.listenerPath`.

@@ -15,8 +15,6 @@ pub enum Msg {
     // child → parent
     /// The child is in its new user namespace: write its id maps, then answer Go.
     UserNs,
-    /// The child needs its cgroup placement done: answer Go once it is.
-    Sync,
     /// The intermediate process forked the container process (host pid).
     Pid(i32),
     /// The rootfs is mounted: run prestart and createRuntime hooks now.
@@ -28,7 +26,7 @@ pub enum Msg {
     /// Setup failed; the message is the reason.
     Error(String),
     // parent → child
-    /// The request is done (maps written, cgroup placement finished, listener sent).
+    /// The request is done (maps written, listener sent).
     Go,
     /// Hooks ran; the container's host pid is given for the state the child hands its hooks.
     HooksDone(i32),
