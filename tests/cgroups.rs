@@ -897,15 +897,19 @@ fn placed_in_every_hierarchy_before_second_fork_cgroupns_and_exec() {
         .parse()
         .unwrap();
     assert_in_every_hierarchy(epid2, &format!("{}/sub", want(&id)));
-    unsafe { libc::kill(epid2, libc::SIGKILL) };
-    wait_for("the exec'd process in sub to exit", || !alive(epid2));
-    for d in all_cg_dirs(&env, &id) {
-        wait_for("sub to empty", || {
-            std::fs::remove_dir(d.join("sub")).is_ok()
-        });
-    }
+    // ps sees processes in sub-cgroups (as runc's), and delete --force kills them and removes
+    // the sub-cgroups with the container's own.
+    let ps: Vec<i32> = serde_json::from_str(&env.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert!(ps.contains(&epid2) && ps.contains(&epid), "{ps:?}");
     env.ok(&["delete", "--force", &id]);
-    assert!(!alive(epid) && !alive(epid2));
+    wait_for("the exec'd processes to die", || {
+        !alive(epid) && !alive(epid2)
+    });
+    assert!(
+        all_cg_dirs(&env, &id).is_empty(),
+        "{:?}",
+        all_cg_dirs(&env, &id)
+    );
 
     // Inside, the cgroup namespace is rooted at the container's cgroup.
     let id2 = env.id("b");

@@ -169,6 +169,29 @@ pub fn read_kv(dir: &Path, file: &str) -> std::collections::BTreeMap<String, u64
         .collect()
 }
 
+/// Sub-cgroups of `dir` (e.g. made for `exec --cgroup`), deepest first.
+pub fn sub_cgroups(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(sub_cgroups(&e.path()));
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Pids in `dir` and every sub-cgroup of it (as runc's ps and kill --all see a container).
+pub fn read_procs_recursive(dir: &Path) -> Result<Vec<i32>> {
+    let mut pids = read_procs(dir)?;
+    for d in sub_cgroups(dir) {
+        pids.extend(read_procs(&d)?);
+    }
+    Ok(pids)
+}
+
 pub fn read_procs(dir: &Path) -> Result<Vec<i32>> {
     let p = dir.join("cgroup.procs");
     let text = match std::fs::read_to_string(&p) {

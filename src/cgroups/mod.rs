@@ -200,7 +200,7 @@ impl Manager {
             .or_else(|| self.v1_dir("freezer"))
             .or_else(|| self.dirs().next())
             .ok_or_else(|| anyhow!("no cgroup"))?;
-        fs::read_procs(d)
+        fs::read_procs_recursive(d)
     }
 
     fn freezer(&self) -> Option<(PathBuf, bool)> {
@@ -270,10 +270,16 @@ impl Manager {
         res
     }
 
-    /// Remove the cgroup directories. Missing ones are fine; busy ones are retried briefly.
+    /// Remove the cgroup directories, sub-cgroups first (`exec --cgroup` may have made some).
+    /// Missing ones are fine; busy ones are retried briefly.
     pub fn destroy(&self) -> Result<()> {
         let mut err = None;
         for d in self.dirs() {
+            for sub in fs::sub_cgroups(d) {
+                if let Err(e) = fs::remove_dir(&sub) {
+                    err = Some(e);
+                }
+            }
             if let Err(e) = fs::remove_dir(d) {
                 err = Some(e);
             }
