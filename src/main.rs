@@ -6,6 +6,7 @@ mod config;
 mod container;
 mod hooks;
 mod logger;
+mod procfs;
 mod rootfs;
 mod security;
 mod signals;

@@ -127,20 +127,32 @@ pub fn make_stdio(peer: &OwnedFd) -> Result<()> {
 /// process.terminal is true).
 pub fn bind_console(peer: &OwnedFd) -> Result<()> {
     use nix::mount::{MsFlags, mount};
-    let console = Path::new("/dev/console");
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(console)
-    {
-        Ok(_) => {}
-        Err(e) => return Err(anyhow!("process.terminal: creating /dev/console: {e}")),
+    use std::os::fd::AsFd;
+    // Resolved inside the root without following a final symlink (CVE-2025-52565): the pty is
+    // bound onto /dev/console itself, never onto what a symlink there points at.
+    let root = crate::rootfs::resolve::Root::open(Path::new("/"))?;
+    if root.open_path(Path::new("/dev/console"))?.is_none() {
+        root.mkdir_all(
+            Path::new("/dev/console"),
+            crate::rootfs::resolve::Kind::File,
+        )
+        .map_err(|e| anyhow!("process.terminal: creating /dev/console: {e:#}"))?;
+    }
+    let target = root
+        .open_path(Path::new("/dev/console"))?
+        .ok_or_else(|| anyhow!("process.terminal: /dev/console vanished"))?;
+    let st = nix::sys::stat::fstat(target.as_fd())
+        .map_err(|e| anyhow!("process.terminal: /dev/console: {e}"))?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFREG && kind != libc::S_IFCHR {
+        return Err(anyhow!(
+            "process.terminal: /dev/console in the container is not a file or a device (a symlink?): refusing to bind the console there"
+        ));
     }
     let src = format!("/proc/self/fd/{}", peer.as_raw_fd());
     mount(
         Some(src.as_str()),
-        console,
+        &crate::rootfs::resolve::fd_path(target.as_fd()),
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,

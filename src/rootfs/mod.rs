@@ -167,12 +167,22 @@ pub fn mask_paths(paths: &[String], label: Option<&str>) -> Result<()> {
         return Ok(());
     }
     let root = Root::open(Path::new("/"))?;
-    let null =
-        std::fs::metadata("/dev/null").map_err(|e| anyhow!("linux.maskedPaths: /dev/null: {e}"))?;
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    if !null.file_type().is_char_device() || null.rdev() != nix::sys::stat::makedev(1, 3) {
-        bail!("linux.maskedPaths: /dev/null in the container is not the null device (char 1:3)");
+    // /dev/null is opened once, without following a symlink, checked, and bound from that
+    // descriptor: swapping it for a symlink or another file (CVE-2025-31133) cannot make berth
+    // mask with something else.
+    let null = root
+        .open_path(Path::new("/dev/null"))?
+        .ok_or_else(|| anyhow!("linux.maskedPaths: /dev/null is missing in the container"))?;
+    let st = nix::sys::stat::fstat(null.as_fd())
+        .map_err(|e| anyhow!("linux.maskedPaths: /dev/null: {e}"))?;
+    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFCHR
+        || st.st_rdev != nix::sys::stat::makedev(1, 3)
+    {
+        bail!(
+            "linux.maskedPaths: /dev/null in the container is not the null device (char 1:3): refusing to mask with it"
+        );
     }
+    let null_src = fd_path(null.as_fd());
     for (i, p) in paths.iter().enumerate() {
         let Some(fd) = root.open_path(Path::new(p))? else {
             continue;
@@ -194,7 +204,7 @@ pub fn mask_paths(paths: &[String], label: Option<&str>) -> Result<()> {
             )
         } else {
             mount(
-                Some("/dev/null"),
+                Some(&null_src),
                 &target,
                 None::<&str>,
                 MsFlags::MS_BIND,

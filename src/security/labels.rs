@@ -44,6 +44,15 @@ pub fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Does the process get an LSM label on exec? (It applies to the next exec, which must then be
+/// the program's own: see spawn/trampoline.rs.)
+pub fn has_exec_label(spec: &Spec) -> bool {
+    spec.process().as_ref().is_some_and(|p| {
+        p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty())
+            || p.selinux_label().as_ref().is_some_and(|l| !l.is_empty())
+    })
+}
+
 /// Set the label the next exec gets (called right before execve).
 pub fn apply_exec_labels(spec: &Spec) -> Result<()> {
     let Some(p) = spec.process() else {
@@ -52,18 +61,18 @@ pub fn apply_exec_labels(spec: &Spec) -> Result<()> {
     if let Some(a) = p.apparmor_profile()
         && !a.is_empty()
     {
-        write_attr("/proc/thread-self/attr/apparmor/exec", &format!("exec {a}"))
-            .or_else(|_| write_attr("/proc/thread-self/attr/exec", &format!("exec {a}")))?;
+        write_attr("thread-self/attr/apparmor/exec", &format!("exec {a}"))
+            .or_else(|_| write_attr("thread-self/attr/exec", &format!("exec {a}")))?;
     }
     if let Some(l) = p.selinux_label()
         && !l.is_empty()
     {
-        write_attr("/proc/thread-self/attr/exec", l)?;
+        write_attr("thread-self/attr/exec", l)?;
     }
     Ok(())
 }
 
 fn write_attr(path: &str, value: &str) -> Result<()> {
-    std::fs::write(path, value)
-        .map_err(|e| anyhow::anyhow!("writing LSM label {value:?} to {path}: {e}"))
+    crate::procfs::write(path, value)
+        .map_err(|e| anyhow::anyhow!("writing LSM label {value:?} to /proc/{path}: {e}"))
 }

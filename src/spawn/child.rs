@@ -63,6 +63,10 @@ pub(crate) fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
     }
 }
 
+pub(crate) fn set_dumpable(on: bool) -> Result<()> {
+    nix::sys::prctl::set_dumpable(on).map_err(|e| anyhow!("prctl(PR_SET_DUMPABLE): {e}"))
+}
+
 pub(crate) fn die_with_parent(expected_parent: i32) -> Result<()> {
     crate::sys::set_pdeathsig(Some(Signal::SIGKILL))
         .map_err(|e| anyhow!("prctl(PDEATHSIG): {e}"))?;
@@ -81,6 +85,14 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // First of all, so that everything this process forks or runs is in the container's
     // cgroups, and a cgroup namespace made below is rooted there.
     ctx.placement.join_self(ctx.v2_placed)?;
+    // Until the exec, this process is a copy of berth, with host descriptors, a host root and
+    // cwd until pivot_root: nothing in the container may open its /proc/<pid>/exe, fd/, root or
+    // mem (CVE-2019-5736, CVE-2016-9962). In a user namespace its own /proc files would then
+    // belong to the host's root, out of reach of the container's root who writes
+    // timens_offsets and oom_score_adj: there it is made non-dumpable right after those.
+    if !plan.in_userns {
+        set_dumpable(false)?;
+    }
 
     // ---- namespaces ----
     for (t, path, flag) in &plan.joins {
@@ -198,6 +210,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     if let Some(adj) = plan.oom_score_adj {
         set_oom_score_adj(adj)?;
     }
+    set_dumpable(false)?;
     if !ctx.opts.no_new_keyring {
         join_keyring(&ctx.opts.id)?;
     }
@@ -222,6 +235,8 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         hand_over_listener(ctx, l)?;
     }
     switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
+    // A credential change resets it.
+    set_dumpable(false)?;
     if let Some(c) = &plan.caps {
         caps::apply(c)?;
     }
@@ -297,7 +312,7 @@ fn second_fork(ctx: &Ctx) -> Result<()> {
         unshare(CloneFlags::from_bits_retain(0x80))
             .map_err(|e| anyhow!("linux.namespaces: new time namespace: {e}"))?;
         for off in &plan.time_offsets {
-            std::fs::write("/proc/self/timens_offsets", off)
+            crate::procfs::write("self/timens_offsets", off)
                 .map_err(|e| anyhow!("linux.timeOffsets: writing {off:?}: {e}"))?;
         }
     }
@@ -331,21 +346,20 @@ fn hook_state(ctx: &Ctx, pid: i32, status: Status) -> Vec<u8> {
     serde_json::to_vec(&c.oci_state(status)).unwrap_or_default()
 }
 
-/// `linux.sysctl`, written through /proc/sys after checking it is procfs.
+/// `linux.sysctl`, written through a verified procfs handle: nothing mounted or symlinked over
+/// a file under /proc/sys is written through.
 fn set_sysctls(sysctl: Option<&std::collections::HashMap<String, String>>) -> Result<()> {
     let Some(map) = sysctl else { return Ok(()) };
-    if map.is_empty() {
-        return Ok(());
-    }
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-    let st = nix::sys::statfs::statfs("/proc/sys")
-        .map_err(|e| anyhow!("linux.sysctl: /proc/sys: {e}"))?;
-    if st.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
-        bail!("linux.sysctl: /proc/sys in the container is not procfs");
-    }
     for (k, v) in map {
-        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&path, v).map_err(|e| anyhow!("linux.sysctl: setting {k}={v}: {e}"))?;
+        if k.is_empty() || k.split(['.', '/']).any(|c| c.is_empty() || c == "..") {
+            bail!("linux.sysctl: {k:?} is not a sysctl name");
+        }
+        crate::procfs::write(&format!("sys/{}", k.replace('.', "/")), v).map_err(|e| {
+            anyhow!(
+                "linux.sysctl: setting {k}={v}: /proc/sys/{}: {e}",
+                k.replace('.', "/")
+            )
+        })?;
     }
     Ok(())
 }
@@ -383,8 +397,8 @@ pub(crate) fn join_keyring(id: &str) -> Result<()> {
 }
 
 pub(crate) fn set_oom_score_adj(adj: i32) -> Result<()> {
-    std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-        .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))
+    crate::procfs::write("self/oom_score_adj", &adj.to_string())
+        .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj} to /proc/self/oom_score_adj: {e}"))
 }
 
 /// Switch to the process's user (gid, supplementary groups, uid), keeping the permitted
@@ -503,7 +517,7 @@ fn exec(ctx: &Ctx, exe: &CString, envp: &[CString]) -> ! {
     // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let _ = crate::sys::cloexec_from(3 + ctx.plan.preserve_fds);
-    let err = nix::unistd::execve(exe, &ctx.plan.args, envp).unwrap_err();
+    let err = super::trampoline::execve(ctx.plan.trampoline.as_ref(), exe, &ctx.plan.args, envp);
     eprintln!("berth: exec {}: {err}", exe.to_string_lossy());
     // SAFETY: see run().
     unsafe { libc::_exit(127) }

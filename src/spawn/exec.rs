@@ -25,7 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::child::{self, die_with_parent};
+use super::child::{self, die_with_parent, set_dumpable};
 use super::clone;
 use super::plan::Rlimit;
 use super::sync::{self, Channel, Msg};
@@ -66,6 +66,8 @@ const NAMESPACES: [(&str, libc::c_int); 8] = [
 /// Everything the new process needs, computed and validated before the fork.
 struct Plan {
     id: String,
+    /// The sealed memfd the program is exec'd through (CVE-2019-5736).
+    trampoline: Option<OwnedFd>,
     terminal: bool,
     console_size: Option<(u16, u16)>,
     /// Namespaces of the container that differ from berth's own.
@@ -172,6 +174,11 @@ impl Plan {
         };
         let user = p.user();
         Ok(Plan {
+            trampoline: if crate::security::labels::has_exec_label(&label_spec) {
+                None
+            } else {
+                super::trampoline::prepare()
+            },
             id: c.state.id.clone(),
             terminal: p.terminal().unwrap_or(false),
             console_size: p
@@ -381,10 +388,6 @@ fn run_child(plan: &Plan, sync: Channel, berth: i32, console: Option<RawFd>) -> 
     unsafe { libc::_exit(1) }
 }
 
-fn set_dumpable(on: bool) -> Result<()> {
-    nix::sys::prctl::set_dumpable(on).map_err(|e| anyhow!("prctl(PR_SET_DUMPABLE): {e}"))
-}
-
 /// Join the container's namespaces and root, then become (or fork) the process.
 fn join(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> Result<Never> {
     // Nothing in the container may open /proc/<pid>/exe or mem of berth (CVE-2019-5736).
@@ -511,7 +514,7 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
     // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
-    let err = nix::unistd::execve(&exe, &plan.args, &envp).unwrap_err();
+    let err = super::trampoline::execve(plan.trampoline.as_ref(), &exe, &plan.args, &envp);
     bail!("exec {}: {err}", exe.to_string_lossy())
 }
 

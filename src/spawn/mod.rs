@@ -8,6 +8,7 @@ pub mod clone;
 pub mod exec;
 pub mod plan;
 pub mod sync;
+pub mod trampoline;
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::{Signal, kill};

@@ -44,6 +44,8 @@ impl Rlimit {
 }
 
 pub struct Plan {
+    /// The sealed memfd the container's program is exec'd through (CVE-2019-5736).
+    pub trampoline: Option<std::os::fd::OwnedFd>,
     pub terminal: bool,
     /// CLONE_NEW* flags for clone3 itself.
     pub clone_flags: libc::c_int,
@@ -268,6 +270,11 @@ impl Plan {
             .any(|x| x.as_ref().is_some_and(|v| !v.is_empty()))
         });
         Ok(Plan {
+            trampoline: if crate::security::labels::has_exec_label(spec) {
+                None
+            } else {
+                super::trampoline::prepare()
+            },
             terminal: process.terminal().unwrap_or(false),
             clone_flags,
             joins,

@@ -30,6 +30,8 @@ pub fn rootfs_src() -> PathBuf {
 }
 
 pub struct Env {
+    /// The berth binary this env runs (a test may run a private copy of it).
+    pub bin: PathBuf,
     pub tmp: PathBuf,
     pub root: PathBuf,
     /// Test-only cgroup parent (relative to the hierarchy roots), e.g. `/berth-test-123-4`.
@@ -63,6 +65,7 @@ impl Env {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).unwrap();
         Env {
+            bin: PathBuf::from(berth_bin()),
             root: tmp.join("state"),
             tmp,
             cg_parent: format!("/berth-test-{tag}"),
@@ -110,7 +113,7 @@ impl Env {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(berth_bin());
+        let mut c = Command::new(&self.bin);
         c.arg("--root").arg(&self.root);
         c
     }
