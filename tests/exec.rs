@@ -254,3 +254,43 @@ fn features_document() {
     }
     assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
 }
+
+/// exec into a container with a user namespace: the process is the container's root (mapped),
+/// and its oomScoreAdj is applied although the joining process is non-dumpable.
+#[test]
+fn exec_into_user_namespace_with_oom_score_adj() {
+    let env = Env::new("exec-userns");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+    let p = env.tmp.join("process.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&json!({
+            "args": ["sh", "-c", "cat /proc/self/oom_score_adj; id -u; cat /proc/self/uid_map"],
+            "env": ["PATH=/bin:/usr/bin"],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
+            "oomScoreAdj": 500
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let (code, out, err) = exec(&env, &["--process", p.to_str().unwrap(), &id]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "500", "{out}");
+    assert_eq!(lines[1], "0", "{out}");
+    assert!(
+        lines[2].split_whitespace().eq(["0", "100000", "65536"]),
+        "{out}"
+    );
+    env.ok(&["delete", "--force", &id]);
+}

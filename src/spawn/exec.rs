@@ -393,6 +393,12 @@ fn join(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> Resu
     // Nothing in the container may open /proc/<pid>/exe or mem of berth (CVE-2019-5736).
     set_dumpable(false)?;
     die_with_parent(berth)?;
+    // Before any setns: in a user namespace, the /proc files of a non-dumpable process belong
+    // to the host's root, out of reach once the credentials are the container's. The value
+    // survives setns, the fork below and exec.
+    if let Some(adj) = plan.oom_score_adj {
+        child::set_oom_score_adj(adj)?;
+    }
     for (name, f, flag) in &plan.joins {
         setns(f.as_fd(), CloneFlags::from_bits_retain(*flag))
             .map_err(|e| anyhow!("joining the container's {name} namespace: {e}"))?;
@@ -457,9 +463,6 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
         let _ = nix::unistd::fchown(peer.as_fd(), Some(Uid::from_raw(plan.uid)), None);
     }
     child::set_rlimits(&plan.rlimits)?;
-    if let Some(adj) = plan.oom_score_adj {
-        child::set_oom_score_adj(adj)?;
-    }
     child::join_keyring(&plan.id)?;
 
     let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
