@@ -66,6 +66,9 @@ pub fn from_value(dir: PathBuf, mut raw: Value) -> Result<Bundle> {
         bail!("the top level must be a JSON object");
     }
     filter_capabilities(&mut raw);
+    if let Some(p) = raw.get_mut("process") {
+        crate::spawn::procattr::fix_scheduler_flag_names(p);
+    }
     let spec: Spec = deserialize(&raw)?;
     validate(&spec)?;
     let root = spec.root().as_ref().ok_or_else(|| {
@@ -185,6 +188,8 @@ fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    // personality, ioPriority, scheduler, execCPUAffinity, memoryPolicy.
+    crate::spawn::procattr::validate(spec)?;
     if let Some(mounts) = spec.mounts() {
         for (i, m) in mounts.iter().enumerate() {
             if !m.destination().is_absolute() {

@@ -746,18 +746,29 @@ fn process_scenarios() -> Vec<Scenario> {
         }),
         sc!(
             "process.execCPUAffinity",
-            "process.execCPUAffinity.final",
+            "process.execCPUAffinity.final (an exec'd process; not the init process)",
             |ctx| {
-                let (base, o) = ctx.probe_pair(&[], |b| {
-                    b.cfg["process"]["execCPUAffinity"] = json!({"final": "0"})
-                })?;
-                if base.status("Cpus_allowed_list") == "0" {
+                // The runtime-spec: "not applicable to the container's init process"; it is
+                // for processes that join the container (runc's `exec`).
+                let mut b = ctx.bundle();
+                b.set_args(&["/probe", "sleep=30"]);
+                b.cfg["process"]["execCPUAffinity"] = json!({"final": "0"});
+                let pid = ctx.create_ok(&b)?;
+                ctx.start_ok(&b.id)?;
+                let o = ctx.rt(&["exec", &b.id, "/probe"]);
+                ensure!(o.ok, "exec failed: {}", o.brief());
+                let j: Value = serde_json::from_str(o.stdout.trim())
+                    .map_err(|e| Outcome::Fail(format!("no probe report from exec: {e}")))?;
+                let init: Value = serde_json::from_str(b.stdout().trim()).unwrap_or_default();
+                teardown(ctx, &b.id, pid)?;
+                let init_cpus = init["status"]["Cpus_allowed_list"].as_str().unwrap_or("");
+                if init_cpus == "0" {
                     skip!("host has a single CPU");
                 }
                 ensure!(
-                    o.status("Cpus_allowed_list") == "0",
-                    "Cpus_allowed_list {:?}",
-                    o.status("Cpus_allowed_list")
+                    j["status"]["Cpus_allowed_list"] == "0",
+                    "exec'd Cpus_allowed_list {}",
+                    j["status"]["Cpus_allowed_list"]
                 );
                 Ok(())
             }
@@ -1512,6 +1523,37 @@ fn linux_scenarios() -> Vec<Scenario> {
                 ensure!(
                     !broot.propagation().contains("shared"),
                     "baseline / is shared already"
+                );
+                Ok(())
+            }
+        ),
+        sc!(
+            "linux.memoryPolicy",
+            "linux.memoryPolicy (mode, nodes, flags)",
+            |ctx| {
+                // The policy shows in numa_maps (single-node hosts have node 0 only).
+                let ops = ["read=/proc/self/numa_maps"];
+                let (base, o) = ctx.probe_pair(&ops, |b| {
+                    b.cfg["linux"]["memoryPolicy"] =
+                        json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]})
+                })?;
+                let first = |o: &Obs| {
+                    o.op_str(0)
+                        .unwrap_or_default()
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                };
+                ensure!(
+                    first(&o).contains(" bind=static:0 "),
+                    "numa_maps {:?}",
+                    first(&o)
+                );
+                ensure!(
+                    first(&base).contains(" default "),
+                    "baseline numa_maps {:?}",
+                    first(&base)
                 );
                 Ok(())
             }

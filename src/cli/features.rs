@@ -108,6 +108,14 @@ fn document() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
+            // set_mempolicy(2) in the container process (spawn::procattr).
+            "memoryPolicy": {
+                "modes": [
+                    "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                    "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"
+                ],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            },
             "mountExtensions": { "idmap": { "enabled": false } }
         },
         "annotations": annotations()
@@ -242,5 +250,16 @@ mod tests {
         let opts = d["mountOptions"].as_array().unwrap();
         assert!(opts.iter().any(|o| o == "rbind"));
         assert!(!opts.iter().any(|o| o == "idmap"));
+        // What the features document lists must parse as a config (oci-spec's names).
+        let modes = d["linux"]["memoryPolicy"]["modes"].as_array().unwrap();
+        assert_eq!(modes.len(), 7);
+        for m in modes {
+            let _: oci_spec::runtime::MemoryPolicyModeType =
+                serde_json::from_value(m.clone()).unwrap();
+        }
+        for f in d["linux"]["memoryPolicy"]["flags"].as_array().unwrap() {
+            let _: oci_spec::runtime::MemoryPolicyFlagType =
+                serde_json::from_value(f.clone()).unwrap();
+        }
     }
 }

@@ -196,6 +196,10 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     if !ctx.opts.no_new_keyring {
         join_keyring(&ctx.opts.id)?;
     }
+    // With the capabilities still held (real-time policies, negative nice, RT I/O class).
+    // `process.execCPUAffinity` is not applied here: the runtime-spec says it is not for the
+    // container's init process (it is used by `berth exec`).
+    plan.attrs.apply()?;
 
     // ---- the process: cwd, user, capabilities, no_new_privs, seccomp ----
     let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();

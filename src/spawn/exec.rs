@@ -89,6 +89,7 @@ struct Plan {
     /// The container's spec with `process` replaced by the exec'd one (for the LSM labels).
     label_spec: Spec,
     preserve_fds: u32,
+    attrs: super::procattr::Attrs,
 }
 
 fn same_file(a: &File, b: &Path) -> bool {
@@ -170,6 +171,19 @@ impl Plan {
             Some(s) => Some(Filter::compile(s)?),
             None => None,
         };
+        // ioPriority, scheduler and execCPUAffinity not given for this process are the
+        // container's (as runc); personality and memoryPolicy are the container's.
+        let mut for_attrs = p.clone();
+        if for_attrs.io_priority().is_none() {
+            for_attrs.set_io_priority(cfg.and_then(|c| *c.io_priority()));
+        }
+        if for_attrs.scheduler().is_none() {
+            for_attrs.set_scheduler(cfg.and_then(|c| c.scheduler().clone()));
+        }
+        if for_attrs.exec_cpu_affinity().is_none() {
+            for_attrs.set_exec_cpu_affinity(cfg.and_then(|c| c.exec_cpu_affinity().clone()));
+        }
+        let attrs = super::procattr::Attrs::new(spec, &for_attrs)?;
         let user = p.user();
         Ok(Plan {
             id: c.state.id.clone(),
@@ -197,6 +211,7 @@ impl Plan {
             oom_score_adj: p.oom_score_adj(),
             label_spec,
             preserve_fds: opts.preserve_fds,
+            attrs,
         })
     }
 }
@@ -306,6 +321,20 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
     drop(relay_child);
     drop(console);
     let mut guard = Guard { pids: vec![first] };
+
+    // execCPUAffinity.initial: the CPUs of the joining process before it reaches the
+    // container's cgroup (placing it there may reset them to the cgroup's cpuset).
+    if let Some(cpus) = &plan.attrs.cpus_initial {
+        super::procattr::set_affinity(first, cpus, "process.execCPUAffinity.initial")?;
+        if crate::logger::debug_enabled()
+            && let Ok(now) = nix::sched::sched_getaffinity(Pid::from_raw(first))
+        {
+            crate::logger::debug(&format!(
+                "exec: CPU affinity before joining the cgroup: {}",
+                super::procattr::cpu_list_string(&now)
+            ));
+        }
+    }
 
     // Placement overlaps with the child's setns calls; it waits for "go" before forking again.
     match (&c.state.cgroup, &targets) {
@@ -452,6 +481,12 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
         child::set_oom_score_adj(adj)?;
     }
     child::join_keyring(&plan.id)?;
+    // With the capabilities still held (real-time policies, negative nice, RT I/O class).
+    plan.attrs.apply()?;
+    // After the cgroup placement (done before the fork that made this process).
+    if let Some(cpus) = &plan.attrs.cpus_final {
+        super::procattr::set_affinity(0, cpus, "process.execCPUAffinity.final")?;
+    }
 
     let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
     if let Some(c) = &plan.caps {

@@ -6,6 +6,7 @@ pub mod child;
 pub mod clone;
 pub mod exec;
 pub mod plan;
+pub mod procattr;
 pub mod sync;
 
 use anyhow::{Context, Result, anyhow, bail};

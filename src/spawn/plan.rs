@@ -77,6 +77,8 @@ pub struct Plan {
     pub oom_score_adj: Option<i32>,
     pub has_hooks: bool,
     pub preserve_fds: u32,
+    /// personality, ioPriority, scheduler, memoryPolicy (execCPUAffinity is for exec only).
+    pub attrs: super::procattr::Attrs,
 }
 
 fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
@@ -295,6 +297,7 @@ impl Plan {
             oom_score_adj: process.oom_score_adj(),
             has_hooks,
             preserve_fds,
+            attrs: super::procattr::Attrs::new(spec, process)?,
         })
     }
 
