@@ -265,3 +265,21 @@ fn exec_inherits_the_containers_fields() {
     let pers = std::fs::read_to_string(format!("/proc/{init}/personality")).unwrap();
     assert_eq!(pers.trim(), "00000008");
 }
+
+#[test]
+fn intel_rdt_is_a_clear_error() {
+    let env = Env::new("rdt");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["true"]);
+    b.config["linux"]["intelRdt"] = json!({"closID": "berth-test", "l3CacheSchema": "L3:0=f"});
+    let err = run_fails(&env, &b, &id, "linux.intelRdt");
+    assert!(err.contains("resctrl"), "{err}");
+    // Nothing was made in the test's cgroup parent either.
+    assert!(
+        env.cgroup_parent_dirs().iter().all(|d| std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .all(|e| !e.path().is_dir())),
+        "a cgroup was left behind"
+    );
+}

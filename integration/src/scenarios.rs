@@ -1558,6 +1558,27 @@ fn linux_scenarios() -> Vec<Scenario> {
                 Ok(())
             }
         ),
+        sc!(
+            "linux.intelRdt.no-resctrl",
+            "linux.intelRdt without a resctrl filesystem: create must fail, nothing left",
+            |ctx| {
+                if Path::new("/sys/fs/resctrl/info").exists() {
+                    skip!("this host has resctrl mounted");
+                }
+                let mut b = ctx.bundle();
+                b.cfg["linux"]["intelRdt"] = json!({"closID": "bi-rdt", "l3CacheSchema": "L3:0=f"});
+                let o = ctx.create(&b);
+                ensure!(
+                    !o.ok,
+                    "create with linux.intelRdt succeeded without resctrl"
+                );
+                ensure!(
+                    ctx.state(&b.id).is_err(),
+                    "a container exists after the failed create"
+                );
+                Ok(())
+            }
+        ),
         sc!("linux.personality", "linux.personality", |ctx| {
             let (base, o) = ctx.probe_pair(&[], |b| {
                 b.cfg["linux"]["personality"] = json!({"domain": "LINUX32"})

@@ -81,6 +81,24 @@ pub struct Plan {
     pub attrs: super::procattr::Attrs,
 }
 
+/// `linux.intelRdt` is refused, with the reason: berth does not write resctrl groups yet
+/// (and cannot test them on hosts without Intel RDT / AMD PQoS).
+fn intel_rdt_unsupported() -> Result<()> {
+    const RDTGROUP_SUPER_MAGIC: i64 = 0x7655821;
+    let mounted = nix::sys::statfs::statfs("/sys/fs/resctrl")
+        .is_ok_and(|s| s.filesystem_type().0 == RDTGROUP_SUPER_MAGIC);
+    if mounted {
+        bail!(
+            "linux.intelRdt: not supported by berth yet (resctrl is mounted at /sys/fs/resctrl, \
+             but berth does not create resctrl groups); remove linux.intelRdt"
+        );
+    }
+    bail!(
+        "linux.intelRdt: this host has no resctrl filesystem at /sys/fs/resctrl (needs Intel RDT \
+         or AMD PQoS and `mount -t resctrl resctrl /sys/fs/resctrl`); remove linux.intelRdt"
+    )
+}
+
 fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
     match t {
         LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
@@ -125,6 +143,9 @@ impl Plan {
             .ok_or_else(|| anyhow!("process: missing (create needs a process to run)"))?;
         crate::security::labels::validate(spec)?;
         let linux = spec.linux().as_ref();
+        if linux.and_then(|l| l.intel_rdt().as_ref()).is_some() {
+            intel_rdt_unsupported()?;
+        }
         let nss = linux
             .and_then(|l| l.namespaces().clone())
             .unwrap_or_default();
