@@ -245,6 +245,34 @@ fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    if let Some(devs) = linux.net_devices()
+        && !devs.is_empty()
+    {
+        let new_netns = linux.namespaces().as_ref().is_some_and(|n| {
+            n.iter()
+                .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none())
+        });
+        if !new_netns {
+            bail!(
+                "linux.netDevices: moving devices needs a new network namespace (add \
+                 {{\"type\": \"network\"}} without a path to linux.namespaces)"
+            );
+        }
+        let mut names = HashSet::new();
+        for (host, d) in devs {
+            let field = format!("linux.netDevices[{host:?}]");
+            crate::spawn::netdev::validate_name(&field, host, false)?;
+            let to = d
+                .name()
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(host);
+            crate::spawn::netdev::validate_name(&format!("{field}.name"), to, true)?;
+            if !to.contains('%') && !names.insert(to.to_string()) {
+                bail!("{field}.name: {to:?} is given to two devices");
+            }
+        }
+    }
     if spec.hostname().is_some() && !seen.contains(&LinuxNamespaceType::Uts) {
         bail!("hostname: setting a hostname needs a new uts namespace in linux.namespaces");
     }

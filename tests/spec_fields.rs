@@ -283,3 +283,128 @@ fn intel_rdt_is_a_clear_error() {
         "a cgroup was left behind"
     );
 }
+
+/// A veth interface on the host (this kernel has no dummy driver), deleted with its peer on
+/// drop if it is still there.
+struct Dummy(String);
+
+impl Dummy {
+    fn new(tag: u32) -> Dummy {
+        let name = format!("bt{}x{tag}", std::process::id() % 100000);
+        let ip = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&[
+            "link",
+            "add",
+            &name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{name}p"),
+        ]);
+        let d = Dummy(name);
+        ip(&["addr", "add", "10.213.7.5/24", "dev", &d.0]);
+        ip(&["addr", "add", "fd00:be27::5/64", "dev", &d.0]);
+        d
+    }
+    fn on_host(&self) -> bool {
+        std::path::Path::new("/sys/class/net")
+            .join(&self.0)
+            .exists()
+    }
+}
+
+impl Drop for Dummy {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn net_devices_moved_renamed_with_addresses() {
+    let env = Env::new("netdev");
+    let dev = Dummy::new(1);
+    let id = env.id("a");
+    let mut b = env.bundle(
+        &id,
+        &["sh", "-c", "ip -o link show ctr0; ip -o addr show dev ctr0"],
+    );
+    assert!(
+        b.config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "network"),
+        "the test bundle has a network namespace"
+    );
+    b.config["linux"]["netDevices"] = json!({ dev.0.clone(): {"name": "ctr0"} });
+    b.config["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "ip -o link show ctr0; ip -o addr show dev ctr0; sleep 1000"
+    ]);
+    env.create(&id, &b);
+    assert!(!dev.on_host(), "{} is still on the host", dev.0);
+    env.ok(&["start", &id]);
+    let mut out = String::new();
+    for _ in 0..400 {
+        out = std::fs::read_to_string(b.dir.join("stdout")).unwrap_or_default();
+        if out.contains("fd00:be27::5") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(out.contains(": ctr0") && out.contains(",UP"), "{out}");
+    assert!(out.contains("inet 10.213.7.5/24"), "{out}");
+    assert!(out.contains("inet6 fd00:be27::5/64"), "{out}");
+    // Not moved back on delete (runtime-spec): a virtual device goes with its namespace
+    // (and a veth takes its peer along).
+    env.ok(&["delete", "--force", &id]);
+    let peer = std::path::Path::new("/sys/class/net").join(format!("{}p", dev.0));
+    for _ in 0..300 {
+        if !peer.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !peer.exists() && !dev.on_host(),
+        "the veth outlived the container's namespace"
+    );
+
+    // Errors name the field, nothing is left behind, the host device stays where it was.
+    let dev2 = Dummy::new(2);
+    let mut b = env.bundle(&env.id("b"), &["true"]);
+    b.config["linux"]["netDevices"] = json!({ "berth-nonexist": {} });
+    run_fails(
+        &env,
+        &b,
+        &env.id("b"),
+        "linux.netDevices[\"berth-nonexist\"]",
+    );
+    b.config["linux"]["netDevices"] = json!({ dev2.0.clone(): {"name": "bad/name"} });
+    run_fails(&env, &b, &env.id("c"), "linux.netDevices");
+    b.config["linux"]["netDevices"] = json!({ dev2.0.clone(): {"name": "lo"} });
+    let err = run_fails(&env, &b, &env.id("d"), "linux.netDevices");
+    assert!(err.contains("already exists"), "{err}");
+    b.config["linux"]["netDevices"] = json!({ dev2.0.clone(): {} });
+    let v: Vec<Value> = b.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "network")
+        .cloned()
+        .collect();
+    b.config["linux"]["namespaces"] = json!(v);
+    run_fails(&env, &b, &env.id("e"), "linux.netDevices");
+    assert!(dev2.on_host(), "the device was lost by a failed create");
+}

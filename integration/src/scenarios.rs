@@ -1559,6 +1559,39 @@ fn linux_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.netDevices",
+            "linux.netDevices (moved, renamed, up; a veth the scenario makes and removes)",
+            |ctx| {
+                let name = format!("bi{}n", std::process::id() % 100000);
+                let ip = |args: &[&str]| {
+                    std::process::Command::new("ip")
+                        .args(args)
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                };
+                let peer = format!("{name}p");
+                if !ip(&["link", "add", &name, "type", "veth", "peer", "name", &peer]) {
+                    skip!("cannot create a veth pair on this host");
+                }
+                let res = (|| -> Res {
+                    let o = ctx.probe(&["read=/sys/class/net/ctr0/flags"], |b| {
+                        b.cfg["linux"]["netDevices"] = json!({ name.clone(): {"name": "ctr0"} });
+                    })?;
+                    let flags = o.op_str(0).map_err(|e| {
+                        Outcome::Fail(format!("no ctr0 in the container (errno {e})"))
+                    })?;
+                    let v =
+                        i64::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+                    ensure!(v & 1 == 1, "ctr0 is not up: flags {flags:?}");
+                    Ok(())
+                })();
+                ip(&["link", "del", &name]);
+                ip(&["link", "del", &peer]);
+                res
+            }
+        ),
+        sc!(
             "linux.intelRdt.no-resctrl",
             "linux.intelRdt without a resctrl filesystem: create must fail, nothing left",
             |ctx| {

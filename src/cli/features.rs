@@ -108,6 +108,7 @@ fn document() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
+            "netDevices": { "enabled": true },
             // set_mempolicy(2) in the container process (spawn::procattr).
             "memoryPolicy": {
                 "modes": [

@@ -106,6 +106,9 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| anyhow!("linux.namespaces: new cgroup namespace: {e}"))?;
     }
+    if !plan.net_devices.is_empty() {
+        request(&ctx.sync, Msg::NetDevices)?;
+    }
     if plan.second_fork {
         second_fork(ctx)?;
     }

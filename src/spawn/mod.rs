@@ -5,6 +5,7 @@
 pub mod child;
 pub mod clone;
 pub mod exec;
+pub mod netdev;
 pub mod plan;
 pub mod procattr;
 pub mod sync;
@@ -302,6 +303,11 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 parent_ch.send(&Msg::Go)?;
             }
             Msg::Sync => parent_ch.send(&Msg::Go)?,
+            Msg::NetDevices => {
+                netdev::move_all(&plan.net_devices, child_pid)?;
+                ph.mark("net devices");
+                parent_ch.send(&Msg::Go)?;
+            }
             Msg::Pid(p) => {
                 intermediate = Some(container_pid);
                 container_pid = p;

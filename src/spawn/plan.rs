@@ -79,6 +79,8 @@ pub struct Plan {
     pub preserve_fds: u32,
     /// personality, ioPriority, scheduler, memoryPolicy (execCPUAffinity is for exec only).
     pub attrs: super::procattr::Attrs,
+    /// `linux.netDevices`: (host name, name in the container).
+    pub net_devices: Vec<(String, String)>,
 }
 
 /// `linux.intelRdt` is refused, with the reason: berth does not write resctrl groups yet
@@ -280,6 +282,17 @@ impl Plan {
                 }
             }
         }
+        let mut net_devices = vec![];
+        for (host, d) in linux
+            .and_then(|l| l.net_devices().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            super::netdev::host_index(host)?;
+            let to = d.name().clone().filter(|n| !n.is_empty());
+            net_devices.push((host.clone(), to.unwrap_or_else(|| host.clone())));
+        }
+        net_devices.sort();
         let has_hooks = spec.hooks().as_ref().is_some_and(|h| {
             [
                 h.prestart(),
@@ -319,6 +332,7 @@ impl Plan {
             has_hooks,
             preserve_fds,
             attrs: super::procattr::Attrs::new(spec, process)?,
+            net_devices,
         })
     }
 

@@ -17,6 +17,8 @@ pub enum Msg {
     UserNs,
     /// The child needs its cgroup placement done: answer Go once it is.
     Sync,
+    /// The child is in its final network namespace: move `linux.netDevices` into it, then Go.
+    NetDevices,
     /// The intermediate process forked the container process (host pid).
     Pid(i32),
     /// The rootfs is mounted: run prestart and createRuntime hooks now.
