@@ -190,8 +190,21 @@ fn validate(spec: &Spec) -> Result<()> {
     }
     // personality, ioPriority, scheduler, execCPUAffinity, memoryPolicy.
     crate::spawn::procattr::validate(spec)?;
+    let container_maps = spec.linux().as_ref().and_then(|l| {
+        let has_userns = l
+            .namespaces()
+            .as_ref()
+            .is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::User));
+        has_userns.then(|| {
+            (
+                l.uid_mappings().as_deref().unwrap_or(&[]),
+                l.gid_mappings().as_deref().unwrap_or(&[]),
+            )
+        })
+    });
     if let Some(mounts) = spec.mounts() {
         for (i, m) in mounts.iter().enumerate() {
+            crate::rootfs::idmap::mount_maps(m, i, container_maps)?;
             if !m.destination().is_absolute() {
                 bail!(
                     "mounts[{i}].destination: {:?} must be an absolute path",

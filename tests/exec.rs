@@ -252,5 +252,7 @@ fn features_document() {
     for n in ["mount", "pid", "user", "cgroup", "network"] {
         assert!(ns.iter().any(|x| x == n), "{n}");
     }
-    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    assert_eq!(v["linux"]["netDevices"]["enabled"], true);
+    assert_eq!(v["linux"]["intelRdt"]["enabled"], false);
 }

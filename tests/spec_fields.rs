@@ -408,3 +408,110 @@ fn net_devices_moved_renamed_with_addresses() {
     run_fails(&env, &b, &env.id("e"), "linux.netDevices");
     assert!(dev2.on_host(), "the device was lost by a failed create");
 }
+
+/// berth processes in a user namespace of their own: the idmap helpers (no other test of
+/// this file uses a user namespace). They must all be gone once berth returns.
+fn idmap_helpers_left(since: &std::collections::HashSet<i32>) -> Vec<i32> {
+    let init_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let mut v = vec![];
+    for pid in pids_now() {
+        if since.contains(&pid) {
+            continue;
+        }
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap_or_default();
+        if exe == std::path::Path::new(berth_bin()) && ns != init_userns {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+fn pids_now() -> std::collections::HashSet<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect()
+}
+
+#[test]
+fn idmapped_bind_mount() {
+    let env = Env::new("idmap");
+    let id = env.id("a");
+    let host = env.tmp.join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "x").unwrap();
+    std::os::unix::fs::chown(&host, Some(0), Some(0)).unwrap();
+    // The container's root has no CAP_DAC_OVERRIDE (berth spec's default capabilities).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut b = env.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "stat -c '%u:%g' /mnt/d /mnt/d/f; touch /mnt/d/new; stat -c '%u:%g' /mnt/d/new; \
+             stat -c '%u:%g' /",
+        ],
+    );
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({
+        "destination": "/mnt/d", "type": "bind", "source": host, "options": ["rbind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1},
+                        {"containerID": 5000, "hostID": 0, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1},
+                        {"containerID": 6000, "hostID": 0, "size": 1}]
+    }));
+    let before = pids_now();
+    let (code, out, err) = env.run(&id, &b);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let l: Vec<&str> = out.lines().collect();
+    // As the kernel (and runc) read the maps: an id on disk is a containerID and is seen as
+    // its hostID. Host root's files are seen as 1000 inside; a file made by the container's
+    // root (hostID 0 = containerID 5000) is 0 inside and 5000:6000 on the host.
+    assert_eq!(l, ["1000:1000", "1000:1000", "0:0", "0:0"], "{out}\n{err}");
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(host.join("new")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (5000, 6000));
+    assert!(
+        idmap_helpers_left(&before).is_empty(),
+        "helper processes left"
+    );
+
+    // Errors: a mapping without the option, the option on a non-bind mount, half the maps.
+    let last = b.config["mounts"].as_array().unwrap().len() - 1;
+    let mut bad = b.config["mounts"][last].clone();
+    bad["options"] = json!(["rbind"]);
+    b.config["mounts"][last] = bad.clone();
+    run_fails(
+        &env,
+        &b,
+        &env.id("b"),
+        &format!("mounts[{last}].uidMappings"),
+    );
+    bad["options"] = json!(["rbind", "idmap"]);
+    bad["gidMappings"] = Value::Null;
+    b.config["mounts"][last] = bad.clone();
+    run_fails(&env, &b, &env.id("c"), &format!("mounts[{last}]"));
+    b.config["mounts"][last] = json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
+        "options": ["idmap"], "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]});
+    run_fails(&env, &b, &env.id("d"), &format!("mounts[{last}].options"));
+    // The kernel refuses the map (overlapping ranges) after the helper exists.
+    bad["gidMappings"] = bad["uidMappings"].clone();
+    bad["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 10},
+                                {"containerID": 5, "hostID": 3000, "size": 1}]);
+    b.config["mounts"][last] = bad;
+    let err = run_fails(
+        &env,
+        &b,
+        &env.id("e"),
+        &format!("mounts[{last}].uidMappings"),
+    );
+    assert!(err.contains("writing the map"), "{err}");
+    assert!(
+        idmap_helpers_left(&before).is_empty(),
+        "helper processes left"
+    );
+}

@@ -412,8 +412,10 @@ fn config_scenarios() -> Vec<Scenario> {
                     fs::write(h.join("f"), "x").unwrap();
                     let m = b.cfg["mounts"].as_array_mut().unwrap().last_mut().unwrap();
                     m["options"] = json!(["rbind", "idmap"]);
-                    m["uidMappings"] = json!([{"containerID": 1000, "hostID": 0, "size": 1}]);
-                    m["gidMappings"] = json!([{"containerID": 1000, "hostID": 0, "size": 1}]);
+                    // Read as the kernel (and runc) do: an id on disk is a containerID
+                    // and is seen as its hostID; the harness's file is root's (0).
+                    m["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+                    m["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
                 })?;
                 let st = o.op(0).map_err(|e| format!("stat failed: {e}"))?;
                 ensure!(

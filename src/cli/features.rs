@@ -11,7 +11,7 @@ use super::Global;
 pub struct Args {}
 
 /// Mount options `rootfs::mounts::parse` understands and `mount_entry` carries out
-/// (`idmap`/`ridmap` are parsed but refused, so they are not listed).
+/// (`idmap`/`ridmap`: bind mounts only, see rootfs/idmap.rs).
 const MOUNT_OPTIONS: &[&str] = &[
     "async",
     "atime",
@@ -21,6 +21,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "lazytime",
     "loud",
     "mand",
@@ -42,6 +43,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -117,7 +119,7 @@ fn document() -> Value {
                 ],
                 "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
             },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": annotations()
     })
@@ -250,7 +252,10 @@ mod tests {
         );
         let opts = d["mountOptions"].as_array().unwrap();
         assert!(opts.iter().any(|o| o == "rbind"));
-        assert!(!opts.iter().any(|o| o == "idmap"));
+        assert!(opts.iter().any(|o| o == "idmap") && opts.iter().any(|o| o == "ridmap"));
+        let mut sorted = opts.clone();
+        sorted.sort_by_key(|o| o.as_str().unwrap().to_string());
+        assert_eq!(&sorted, opts, "MOUNT_OPTIONS stays sorted");
         // What the features document lists must parse as a config (oci-spec's names).
         let modes = d["linux"]["memoryPolicy"]["modes"].as_array().unwrap();
         assert_eq!(modes.len(), 7);

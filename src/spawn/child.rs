@@ -129,6 +129,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         cgroup_ns: plan.cgroup_ns,
         cgroup: Some(ctx.cgroup),
         mount_label,
+        idmap: &plan.idmap_userns,
     };
     rootfs::mount_all(&root, spec, &mctx, plan.in_userns)?;
     // A missing cwd is created (as runc does), inside the rootfs.

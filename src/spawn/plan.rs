@@ -81,6 +81,8 @@ pub struct Plan {
     pub attrs: super::procattr::Attrs,
     /// `linux.netDevices`: (host name, name in the container).
     pub net_devices: Vec<(String, String)>,
+    /// User namespaces of idmapped mounts, by index in `mounts`.
+    pub idmap_userns: Vec<(usize, std::os::fd::OwnedFd)>,
 }
 
 /// `linux.intelRdt` is refused, with the reason: berth does not write resctrl groups yet
@@ -293,6 +295,15 @@ impl Plan {
             net_devices.push((host.clone(), to.unwrap_or_else(|| host.clone())));
         }
         net_devices.sort();
+        // One user namespace per idmapped mount, made now (before the fork).
+        let mut idmap_userns = vec![];
+        let container_maps = in_userns.then_some((&uid_maps[..], &gid_maps[..]));
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            if let Some((u, g)) = crate::rootfs::idmap::mount_maps(m, i, container_maps)? {
+                let fd = crate::rootfs::idmap::userns(&u, &g, &format!("mounts[{i}]"))?;
+                idmap_userns.push((i, fd));
+            }
+        }
         let has_hooks = spec.hooks().as_ref().is_some_and(|h| {
             [
                 h.prestart(),
@@ -333,6 +344,7 @@ impl Plan {
             preserve_fds,
             attrs: super::procattr::Attrs::new(spec, process)?,
             net_devices,
+            idmap_userns,
         })
     }
 
