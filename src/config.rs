@@ -66,6 +66,9 @@ pub fn from_value(dir: PathBuf, mut raw: Value) -> Result<Bundle> {
         bail!("the top level must be a JSON object");
     }
     filter_capabilities(&mut raw);
+    if let Some(p) = raw.get_mut("process") {
+        crate::spawn::procattr::fix_scheduler_flag_names(p);
+    }
     let spec: Spec = deserialize(&raw)?;
     validate(&spec)?;
     let root = spec.root().as_ref().ok_or_else(|| {
@@ -184,8 +187,23 @@ fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    // personality, ioPriority, scheduler, execCPUAffinity, memoryPolicy.
+    crate::spawn::procattr::validate(spec)?;
+    let container_maps = spec.linux().as_ref().and_then(|l| {
+        let has_userns = l
+            .namespaces()
+            .as_ref()
+            .is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::User));
+        has_userns.then(|| {
+            (
+                l.uid_mappings().as_deref().unwrap_or(&[]),
+                l.gid_mappings().as_deref().unwrap_or(&[]),
+            )
+        })
+    });
     if let Some(mounts) = spec.mounts() {
         for (i, m) in mounts.iter().enumerate() {
+            crate::rootfs::idmap::mount_maps(m, i, container_maps)?;
             if !m.destination().is_absolute() {
                 bail!(
                     "mounts[{i}].destination: {:?} must be an absolute path",
@@ -236,6 +254,34 @@ fn validate(spec: &Spec) -> Result<()> {
         for k in sysctl.keys() {
             if k.contains('/') && k.contains("..") || k.is_empty() {
                 bail!("linux.sysctl: invalid key {k:?}");
+            }
+        }
+    }
+    if let Some(devs) = linux.net_devices()
+        && !devs.is_empty()
+    {
+        let new_netns = linux.namespaces().as_ref().is_some_and(|n| {
+            n.iter()
+                .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none())
+        });
+        if !new_netns {
+            bail!(
+                "linux.netDevices: moving devices needs a new network namespace (add \
+                 {{\"type\": \"network\"}} without a path to linux.namespaces)"
+            );
+        }
+        let mut names = HashSet::new();
+        for (host, d) in devs {
+            let field = format!("linux.netDevices[{host:?}]");
+            crate::spawn::netdev::validate_name(&field, host, false)?;
+            let to = d
+                .name()
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(host);
+            crate::spawn::netdev::validate_name(&format!("{field}.name"), to, true)?;
+            if !to.contains('%') && !names.insert(to.to_string()) {
+                bail!("{field}.name: {to:?} is given to two devices");
             }
         }
     }

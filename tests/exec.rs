@@ -252,7 +252,9 @@ fn features_document() {
     for n in ["mount", "pid", "user", "cgroup", "network"] {
         assert!(ns.iter().any(|x| x == n), "{n}");
     }
-    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    assert_eq!(v["linux"]["netDevices"]["enabled"], true);
+    assert_eq!(v["linux"]["intelRdt"]["enabled"], false);
 }
 
 /// exec into a container with a user namespace: the process is the container's root (mapped),

@@ -413,8 +413,10 @@ fn config_scenarios() -> Vec<Scenario> {
                     fs::write(h.join("f"), "x").unwrap();
                     let m = b.cfg["mounts"].as_array_mut().unwrap().last_mut().unwrap();
                     m["options"] = json!(["rbind", "idmap"]);
-                    m["uidMappings"] = json!([{"containerID": 1000, "hostID": 0, "size": 1}]);
-                    m["gidMappings"] = json!([{"containerID": 1000, "hostID": 0, "size": 1}]);
+                    // Read as the kernel (and runc) do: an id on disk is a containerID
+                    // and is seen as its hostID; the harness's file is root's (0).
+                    m["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+                    m["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
                 })?;
                 let st = o.op(0).map_err(|e| format!("stat failed: {e}"))?;
                 ensure!(
@@ -747,18 +749,29 @@ fn process_scenarios() -> Vec<Scenario> {
         }),
         sc!(
             "process.execCPUAffinity",
-            "process.execCPUAffinity.final",
+            "process.execCPUAffinity.final (an exec'd process; not the init process)",
             |ctx| {
-                let (base, o) = ctx.probe_pair(&[], |b| {
-                    b.cfg["process"]["execCPUAffinity"] = json!({"final": "0"})
-                })?;
-                if base.status("Cpus_allowed_list") == "0" {
+                // The runtime-spec: "not applicable to the container's init process"; it is
+                // for processes that join the container (runc's `exec`).
+                let mut b = ctx.bundle();
+                b.set_args(&["/probe", "sleep=30"]);
+                b.cfg["process"]["execCPUAffinity"] = json!({"final": "0"});
+                let pid = ctx.create_ok(&b)?;
+                ctx.start_ok(&b.id)?;
+                let o = ctx.rt(&["exec", &b.id, "/probe"]);
+                ensure!(o.ok, "exec failed: {}", o.brief());
+                let j: Value = serde_json::from_str(o.stdout.trim())
+                    .map_err(|e| Outcome::Fail(format!("no probe report from exec: {e}")))?;
+                let init: Value = serde_json::from_str(b.stdout().trim()).unwrap_or_default();
+                teardown(ctx, &b.id, pid)?;
+                let init_cpus = init["status"]["Cpus_allowed_list"].as_str().unwrap_or("");
+                if init_cpus == "0" {
                     skip!("host has a single CPU");
                 }
                 ensure!(
-                    o.status("Cpus_allowed_list") == "0",
-                    "Cpus_allowed_list {:?}",
-                    o.status("Cpus_allowed_list")
+                    j["status"]["Cpus_allowed_list"] == "0",
+                    "exec'd Cpus_allowed_list {}",
+                    j["status"]["Cpus_allowed_list"]
                 );
                 Ok(())
             }
@@ -1513,6 +1526,91 @@ fn linux_scenarios() -> Vec<Scenario> {
                 ensure!(
                     !broot.propagation().contains("shared"),
                     "baseline / is shared already"
+                );
+                Ok(())
+            }
+        ),
+        sc!(
+            "linux.memoryPolicy",
+            "linux.memoryPolicy (mode, nodes, flags)",
+            |ctx| {
+                // The policy shows in numa_maps (single-node hosts have node 0 only).
+                let ops = ["read=/proc/self/numa_maps"];
+                let (base, o) = ctx.probe_pair(&ops, |b| {
+                    b.cfg["linux"]["memoryPolicy"] =
+                        json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]})
+                })?;
+                let first = |o: &Obs| {
+                    o.op_str(0)
+                        .unwrap_or_default()
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                };
+                ensure!(
+                    first(&o).contains(" bind=static:0 "),
+                    "numa_maps {:?}",
+                    first(&o)
+                );
+                ensure!(
+                    first(&base).contains(" default "),
+                    "baseline numa_maps {:?}",
+                    first(&base)
+                );
+                Ok(())
+            }
+        ),
+        sc!(
+            "linux.netDevices",
+            "linux.netDevices (moved, renamed, up; a veth the scenario makes and removes)",
+            |ctx| {
+                let name = format!("bi{}n", std::process::id() % 100000);
+                let ip = |args: &[&str]| {
+                    std::process::Command::new("ip")
+                        .args(args)
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                };
+                let peer = format!("{name}p");
+                if !ip(&["link", "add", &name, "type", "veth", "peer", "name", &peer]) {
+                    skip!("cannot create a veth pair on this host");
+                }
+                let res = (|| -> Res {
+                    let o = ctx.probe(&["read=/sys/class/net/ctr0/flags"], |b| {
+                        b.cfg["linux"]["netDevices"] = json!({ name.clone(): {"name": "ctr0"} });
+                    })?;
+                    let flags = o.op_str(0).map_err(|e| {
+                        Outcome::Fail(format!("no ctr0 in the container (errno {e})"))
+                    })?;
+                    let v =
+                        i64::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+                    ensure!(v & 1 == 1, "ctr0 is not up: flags {flags:?}");
+                    Ok(())
+                })();
+                ip(&["link", "del", &name]);
+                ip(&["link", "del", &peer]);
+                res
+            }
+        ),
+        sc!(
+            "linux.intelRdt.no-resctrl",
+            "linux.intelRdt without a resctrl filesystem: create must fail, nothing left",
+            |ctx| {
+                if Path::new("/sys/fs/resctrl/info").exists() {
+                    skip!("this host has resctrl mounted");
+                }
+                let mut b = ctx.bundle();
+                b.cfg["linux"]["intelRdt"] = json!({"closID": "bi-rdt", "l3CacheSchema": "L3:0=f"});
+                let o = ctx.create(&b);
+                ensure!(
+                    !o.ok,
+                    "create with linux.intelRdt succeeded without resctrl"
+                );
+                ensure!(
+                    ctx.state(&b.id).is_err(),
+                    "a container exists after the failed create"
                 );
                 Ok(())
             }

@@ -146,6 +146,7 @@ fn process(a: &Args, spec: &oci_spec::runtime::Spec) -> Result<Process> {
             let mut v = crate::config::parse_value(&text)
                 .map_err(|e| anyhow!("--process {}: {e:#}", path.display()))?;
             filter_capabilities(&mut v);
+            crate::spawn::procattr::fix_scheduler_flag_names(&mut v);
             crate::config::deserialize(&v)
                 .map_err(|e| anyhow!("--process {}: process.{e:#}", path.display()))?
         }

@@ -11,7 +11,7 @@ use super::Global;
 pub struct Args {}
 
 /// Mount options `rootfs::mounts::parse` understands and `mount_entry` carries out
-/// (`idmap`/`ridmap` are parsed but refused, so they are not listed).
+/// (`idmap`/`ridmap`: bind mounts only, see rootfs/idmap.rs).
 const MOUNT_OPTIONS: &[&str] = &[
     "async",
     "atime",
@@ -21,6 +21,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "lazytime",
     "loud",
     "mand",
@@ -42,6 +43,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -108,7 +110,16 @@ fn document() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "netDevices": { "enabled": true },
+            // set_mempolicy(2) in the container process (spawn::procattr).
+            "memoryPolicy": {
+                "modes": [
+                    "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                    "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"
+                ],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            },
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": annotations()
     })
@@ -241,6 +252,20 @@ mod tests {
         );
         let opts = d["mountOptions"].as_array().unwrap();
         assert!(opts.iter().any(|o| o == "rbind"));
-        assert!(!opts.iter().any(|o| o == "idmap"));
+        assert!(opts.iter().any(|o| o == "idmap") && opts.iter().any(|o| o == "ridmap"));
+        let mut sorted = opts.clone();
+        sorted.sort_by_key(|o| o.as_str().unwrap().to_string());
+        assert_eq!(&sorted, opts, "MOUNT_OPTIONS stays sorted");
+        // What the features document lists must parse as a config (oci-spec's names).
+        let modes = d["linux"]["memoryPolicy"]["modes"].as_array().unwrap();
+        assert_eq!(modes.len(), 7);
+        for m in modes {
+            let _: oci_spec::runtime::MemoryPolicyModeType =
+                serde_json::from_value(m.clone()).unwrap();
+        }
+        for f in d["linux"]["memoryPolicy"]["flags"].as_array().unwrap() {
+            let _: oci_spec::runtime::MemoryPolicyFlagType =
+                serde_json::from_value(f.clone()).unwrap();
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! (hooks) → pivot_root → read-only root, masked and read-only paths.
 
 pub mod devices;
+pub mod idmap;
 pub mod mounts;
 pub mod resolve;
 

@@ -123,6 +123,9 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| anyhow!("linux.namespaces: new cgroup namespace: {e}"))?;
     }
+    if !plan.net_devices.is_empty() {
+        request(&ctx.sync, Msg::NetDevices)?;
+    }
     if plan.second_fork {
         second_fork(ctx)?;
     }
@@ -143,6 +146,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         cgroup_ns: plan.cgroup_ns,
         cgroup: Some(ctx.cgroup),
         mount_label,
+        idmap: &plan.idmap_userns,
     };
     rootfs::mount_all(&root, spec, &mctx, plan.in_userns)?;
     // A missing cwd is created (as runc does), inside the rootfs.
@@ -214,6 +218,10 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     if !ctx.opts.no_new_keyring {
         join_keyring(&ctx.opts.id)?;
     }
+    // With the capabilities still held (real-time policies, negative nice, RT I/O class).
+    // `process.execCPUAffinity` is not applied here: the runtime-spec says it is not for the
+    // container's init process (it is used by `berth exec`).
+    plan.attrs.apply()?;
 
     // ---- the process: cwd, user, capabilities, no_new_privs, seccomp ----
     let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();

@@ -91,6 +91,7 @@ struct Plan {
     /// The container's spec with `process` replaced by the exec'd one (for the LSM labels).
     label_spec: Spec,
     preserve_fds: u32,
+    attrs: super::procattr::Attrs,
 }
 
 fn same_file(a: &File, b: &Path) -> bool {
@@ -172,6 +173,19 @@ impl Plan {
             Some(s) => Some(Filter::compile(s)?),
             None => None,
         };
+        // ioPriority, scheduler and execCPUAffinity not given for this process are the
+        // container's (as runc); personality and memoryPolicy are the container's.
+        let mut for_attrs = p.clone();
+        if for_attrs.io_priority().is_none() {
+            for_attrs.set_io_priority(cfg.and_then(|c| *c.io_priority()));
+        }
+        if for_attrs.scheduler().is_none() {
+            for_attrs.set_scheduler(cfg.and_then(|c| c.scheduler().clone()));
+        }
+        if for_attrs.exec_cpu_affinity().is_none() {
+            for_attrs.set_exec_cpu_affinity(cfg.and_then(|c| c.exec_cpu_affinity().clone()));
+        }
+        let attrs = super::procattr::Attrs::new(spec, &for_attrs)?;
         let user = p.user();
         Ok(Plan {
             trampoline: if crate::security::labels::has_exec_label(&label_spec) {
@@ -204,6 +218,7 @@ impl Plan {
             oom_score_adj: p.oom_score_adj(),
             label_spec,
             preserve_fds: opts.preserve_fds,
+            attrs,
         })
     }
 }
@@ -311,6 +326,25 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
     let (parent_ch, child_ch) = sync::pair()?;
     let me = std::process::id() as i32;
 
+    // execCPUAffinity.initial: berth takes these CPUs itself before the fork, so the joining
+    // process has them from birth, before it reaches the container's cgroup (at clone3 with
+    // CLONE_INTO_CGROUP, or by its own first write) — which may narrow them to its cpuset.
+    let berth_affinity = match &plan.attrs.cpus_initial {
+        Some(cpus) => {
+            let old = nix::sched::sched_getaffinity(Pid::from_raw(0)).ok();
+            super::procattr::set_affinity(0, cpus, "process.execCPUAffinity.initial")?;
+            if crate::logger::debug_enabled()
+                && let Ok(now) = nix::sched::sched_getaffinity(Pid::from_raw(0))
+            {
+                crate::logger::debug(&format!(
+                    "exec: CPU affinity before joining the cgroup: {}",
+                    super::procattr::cpu_list_string(&now)
+                ));
+            }
+            old
+        }
+        None => None,
+    };
     let (forked, v2_placed) = clone::clone(0, placement.as_ref().and_then(|p| p.clone_into()))?;
     let first = match forked {
         clone::Forked::Child => {
@@ -325,7 +359,12 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
             drop(placement);
             run_child(&plan, child_ch, me, console_child)
         }
-        clone::Forked::Parent(pid) => pid,
+        clone::Forked::Parent(pid) => {
+            if let Some(old) = &berth_affinity {
+                let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), old);
+            }
+            pid
+        }
     };
     drop(placement);
     drop(child_ch);
@@ -464,6 +503,12 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
     }
     child::set_rlimits(&plan.rlimits)?;
     child::join_keyring(&plan.id)?;
+    // With the capabilities still held (real-time policies, negative nice, RT I/O class).
+    plan.attrs.apply()?;
+    // After the cgroup placement (done before the fork that made this process).
+    if let Some(cpus) = &plan.attrs.cpus_final {
+        super::procattr::set_affinity(0, cpus, "process.execCPUAffinity.final")?;
+    }
 
     let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
     if let Some(c) = &plan.caps {

@@ -6,7 +6,9 @@
 pub mod child;
 pub mod clone;
 pub mod exec;
+pub mod netdev;
 pub mod plan;
+pub mod procattr;
 pub mod sync;
 pub mod trampoline;
 
@@ -292,6 +294,11 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
             Msg::UserNs => {
                 plan.write_id_maps(child_pid)?;
                 ph.mark("id maps");
+                parent_ch.send(&Msg::Go)?;
+            }
+            Msg::NetDevices => {
+                netdev::move_all(&plan.net_devices, child_pid)?;
+                ph.mark("net devices");
                 parent_ch.send(&Msg::Go)?;
             }
             Msg::Pid(p) => {

@@ -79,6 +79,30 @@ pub struct Plan {
     pub oom_score_adj: Option<i32>,
     pub has_hooks: bool,
     pub preserve_fds: u32,
+    /// personality, ioPriority, scheduler, memoryPolicy (execCPUAffinity is for exec only).
+    pub attrs: super::procattr::Attrs,
+    /// `linux.netDevices`: (host name, name in the container).
+    pub net_devices: Vec<(String, String)>,
+    /// User namespaces of idmapped mounts, by index in `mounts`.
+    pub idmap_userns: Vec<(usize, std::os::fd::OwnedFd)>,
+}
+
+/// `linux.intelRdt` is refused, with the reason: berth does not write resctrl groups yet
+/// (and cannot test them on hosts without Intel RDT / AMD PQoS).
+fn intel_rdt_unsupported() -> Result<()> {
+    const RDTGROUP_SUPER_MAGIC: i64 = 0x7655821;
+    let mounted = nix::sys::statfs::statfs("/sys/fs/resctrl")
+        .is_ok_and(|s| s.filesystem_type().0 == RDTGROUP_SUPER_MAGIC);
+    if mounted {
+        bail!(
+            "linux.intelRdt: not supported by berth yet (resctrl is mounted at /sys/fs/resctrl, \
+             but berth does not create resctrl groups); remove linux.intelRdt"
+        );
+    }
+    bail!(
+        "linux.intelRdt: this host has no resctrl filesystem at /sys/fs/resctrl (needs Intel RDT \
+         or AMD PQoS and `mount -t resctrl resctrl /sys/fs/resctrl`); remove linux.intelRdt"
+    )
 }
 
 fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
@@ -125,6 +149,9 @@ impl Plan {
             .ok_or_else(|| anyhow!("process: missing (create needs a process to run)"))?;
         crate::security::labels::validate(spec)?;
         let linux = spec.linux().as_ref();
+        if linux.and_then(|l| l.intel_rdt().as_ref()).is_some() {
+            intel_rdt_unsupported()?;
+        }
         let nss = linux
             .and_then(|l| l.namespaces().clone())
             .unwrap_or_default();
@@ -259,6 +286,26 @@ impl Plan {
                 }
             }
         }
+        let mut net_devices = vec![];
+        for (host, d) in linux
+            .and_then(|l| l.net_devices().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            super::netdev::host_index(host)?;
+            let to = d.name().clone().filter(|n| !n.is_empty());
+            net_devices.push((host.clone(), to.unwrap_or_else(|| host.clone())));
+        }
+        net_devices.sort();
+        // One user namespace per idmapped mount, made now (before the fork).
+        let mut idmap_userns = vec![];
+        let container_maps = in_userns.then_some((&uid_maps[..], &gid_maps[..]));
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            if let Some((u, g)) = crate::rootfs::idmap::mount_maps(m, i, container_maps)? {
+                let fd = crate::rootfs::idmap::userns(&u, &g, &format!("mounts[{i}]"))?;
+                idmap_userns.push((i, fd));
+            }
+        }
         let has_hooks = spec.hooks().as_ref().is_some_and(|h| {
             [
                 h.prestart(),
@@ -302,6 +349,9 @@ impl Plan {
             oom_score_adj: process.oom_score_adj(),
             has_hooks,
             preserve_fds,
+            attrs: super::procattr::Attrs::new(spec, process)?,
+            net_devices,
+            idmap_userns,
         })
     }
 

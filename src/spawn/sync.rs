@@ -15,6 +15,8 @@ pub enum Msg {
     // child → parent
     /// The child is in its new user namespace: write its id maps, then answer Go.
     UserNs,
+    /// The child is in its final network namespace: move `linux.netDevices` into it, then Go.
+    NetDevices,
     /// The intermediate process forked the container process (host pid).
     Pid(i32),
     /// The rootfs is mounted: run prestart and createRuntime hooks now.

@@ -1,0 +1,173 @@
+//! Idmapped bind mounts (`idmap` / `ridmap` with a mount's `uidMappings` / `gidMappings`).
+//!
+//! Before the container's fork, berth makes one user namespace per idmapped mount: a helper
+//! process is cloned straight into a new user namespace, berth writes its maps, keeps a
+//! descriptor of the namespace and kills and reaps the helper (the namespace lives on through
+//! the descriptor). In the container's mount namespace the source is cloned with open_tree,
+//! given the mapping with mount_setattr(MOUNT_ATTR_IDMAP) and attached with move_mount onto the
+//! target resolved inside the rootfs.
+
+use anyhow::{Result, anyhow, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxIdMapping, Mount};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::sys;
+
+/// The maps of an idmapped mount: its own, else (runc's rule) the container's user namespace
+/// maps. None when the mount is not idmapped. Errors name the field.
+pub fn mount_maps(
+    m: &Mount,
+    idx: usize,
+    container: Option<(&[LinuxIdMapping], &[LinuxIdMapping])>,
+) -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>> {
+    let opts = super::mounts::parse(m.options().as_deref().unwrap_or(&[]));
+    let (u, g) = (m.uid_mappings().as_ref(), m.gid_mappings().as_ref());
+    if opts.idmap.is_none() {
+        if u.is_some_and(|v| !v.is_empty()) || g.is_some_and(|v| !v.is_empty()) {
+            bail!(
+                "mounts[{idx}].uidMappings: mappings without the \"idmap\" or \"ridmap\" option \
+                 (add one to mounts[{idx}].options)"
+            );
+        }
+        return Ok(None);
+    }
+    if !opts.bind() {
+        bail!(
+            "mounts[{idx}].options: idmap/ridmap is supported on bind mounts only (add \"rbind\" \
+             or \"bind\")"
+        );
+    }
+    let maps = match (u, g) {
+        (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => (u.clone(), g.clone()),
+        (None, None) => match container {
+            Some((u, g)) => (u.to_vec(), g.to_vec()),
+            None => bail!(
+                "mounts[{idx}].uidMappings: an idmapped mount needs uidMappings and gidMappings \
+                 (or a user namespace in linux.namespaces whose maps it takes)"
+            ),
+        },
+        _ => bail!("mounts[{idx}]: an idmapped mount needs both uidMappings and gidMappings"),
+    };
+    for (name, list) in [("uidMappings", &maps.0), ("gidMappings", &maps.1)] {
+        for (i, e) in list.iter().enumerate() {
+            if e.size() == 0 {
+                bail!("mounts[{idx}].{name}[{i}].size: must be greater than 0");
+            }
+        }
+    }
+    Ok(Some(maps))
+}
+
+/// Kill and reap the helper on every path out of `userns`.
+struct Helper(i32);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(self.0), None);
+    }
+}
+
+/// A user namespace with these maps, as a descriptor (no process stays in it).
+pub fn userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping], field: &str) -> Result<OwnedFd> {
+    let me = std::process::id() as i32;
+    let helper = match crate::spawn::clone::clone(libc::CLONE_NEWUSER, None)?.0 {
+        crate::spawn::clone::Forked::Child => {
+            // Only waits to be killed; never returns into berth's code.
+            let _ = sys::set_pdeathsig(Some(Signal::SIGKILL));
+            if nix::unistd::getppid().as_raw() != me {
+                // SAFETY: _exit without running anything of the parent's.
+                unsafe { libc::_exit(0) }
+            }
+            loop {
+                nix::unistd::pause();
+            }
+        }
+        crate::spawn::clone::Forked::Parent(pid) => Helper(pid),
+    };
+    let fmt = |maps: &[LinuxIdMapping]| {
+        maps.iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let pid = helper.0;
+    std::fs::write(format!("/proc/{pid}/uid_map"), fmt(uid))
+        .map_err(|e| anyhow!("{field}.uidMappings: writing the map: {e}"))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), fmt(gid))
+        .map_err(|e| anyhow!("{field}.gidMappings: writing the map: {e}"))?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(format!("/proc/{pid}/ns/user"))
+        .map_err(|e| anyhow!("{field}: opening the mapping's user namespace: {e}"))?;
+    drop(helper);
+    Ok(OwnedFd::from(f))
+}
+
+const OPEN_TREE_CLONE: u32 = 1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+
+/// Attach an idmapped clone of `src` (recursive with `rbind`; the idmap recursive with
+/// `ridmap`) onto `target`, with the mount attributes `attrs` (MOUNT_ATTR_*).
+pub fn bind(
+    src: &Path,
+    target: BorrowedFd,
+    rbind: bool,
+    ridmap: bool,
+    userns: BorrowedFd,
+    attrs: u64,
+) -> Result<()> {
+    let c = sys::cstr(src);
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32;
+    if rbind {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: open_tree with a valid C string; returns a new descriptor or -1.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if r < 0 {
+        bail!("open_tree {}: {}", src.display(), nix::errno::Errno::last());
+    }
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    let tree = unsafe { OwnedFd::from_raw_fd(r as i32) };
+    sys::mount_setattr(
+        tree.as_raw_fd(),
+        Path::new(""),
+        ridmap,
+        MOUNT_ATTR_IDMAP | attrs,
+        0,
+        Some(userns.as_raw_fd()),
+    )
+    .map_err(|e| {
+        anyhow!(
+            "mount_setattr(MOUNT_ATTR_IDMAP) on {}: {e}{}",
+            src.display(),
+            if e == nix::errno::Errno::EINVAL {
+                " (does its filesystem support idmapped mounts?)"
+            } else {
+                ""
+            }
+        )
+    })?;
+    // SAFETY: move_mount between two live descriptors with empty paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if r != 0 {
+        bail!("move_mount: {}", nix::errno::Errno::last());
+    }
+    Ok(())
+}
