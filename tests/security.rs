@@ -189,11 +189,25 @@ fn arm_rootfs(b: &mut Bundle, h: &(PathBuf, PathBuf)) {
     }
     // The rootfs really can run berth: a chroot into it runs a copy of the binary.
     std::fs::copy(berth_bin(), r.join("berth-probe")).unwrap();
-    let probe = Command::new("chroot")
-        .arg(&r)
-        .args(["/berth-probe", "--version"])
-        .output()
-        .unwrap();
+    // A copy just written may be briefly "busy": another test thread's fork can hold the
+    // writing descriptor until its exec (ETXTBSY); that is not what this probe asks.
+    let mut probe;
+    let mut tries = 0;
+    loop {
+        probe = Command::new("chroot")
+            .arg(&r)
+            .args(["/berth-probe", "--version"])
+            .output()
+            .unwrap();
+        tries += 1;
+        if probe.status.success()
+            || tries == 50
+            || !String::from_utf8_lossy(&probe.stderr).contains("Text file busy")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     std::fs::remove_file(r.join("berth-probe")).unwrap();
     assert!(
         probe.status.success(),
