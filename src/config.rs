@@ -102,6 +102,20 @@ pub fn deserialize<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T> {
     })
 }
 
+/// As `deserialize`, for a document that sits at `field` in a larger one (`--process` is a
+/// `process`): errors read `process.args: ...`, or `process: missing field ...` at its top.
+pub fn deserialize_at<T: serde::de::DeserializeOwned>(field: &str, v: &Value) -> Result<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            anyhow!("{field}: {inner}")
+        } else {
+            anyhow!("{field}.{path}: {inner}")
+        }
+    })
+}
+
 /// Remove capability names that this build or host does not know, with a warning for each.
 fn filter_capabilities(raw: &mut Value) {
     let Some(caps) = raw
