@@ -168,6 +168,30 @@ fn failing_exec_start_and_delete_leave_the_container_as_it_was() {
     assert_host_clean(&env, &[pid], "failed exec/start/delete");
 }
 
+/// `kill --all` freezes the cgroup while it signals (so that nothing forks away); it must not
+/// thaw a container the user had paused.
+#[test]
+fn kill_all_keeps_a_paused_container_paused() {
+    let env = Env::new("killpaused");
+    let id = env.id("a");
+    let b = env.bundle(&id, &["sleep", "1000"]);
+    let pid = create_ok(&env, &id, &b);
+    must(&env, &["start", &id]);
+    must(&env, &["pause", &id]);
+    must(&env, &["kill", "--all", &id, "CONT"]);
+    let st: serde_json::Value = serde_json::from_str(&must(&env, &["state", &id])).unwrap();
+    assert_eq!(
+        st["status"], "paused",
+        "kill --all thawed a paused container"
+    );
+    must(&env, &["resume", &id]);
+    must(&env, &["kill", "--all", &id, "CONT"]);
+    let st: serde_json::Value = serde_json::from_str(&must(&env, &["state", &id])).unwrap();
+    assert_eq!(st["status"], "running", "kill --all left its own freeze");
+    must(&env, &["delete", "--force", &id]);
+    assert_host_clean(&env, &[pid], "kill --all on a paused container");
+}
+
 /// The tiny tmpfs as `--root`: a create that runs out of space at any of its writes fails
 /// cleanly and leaves nothing, and `list` keeps working.
 #[test]
