@@ -105,6 +105,20 @@ pub fn deserialize<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T> {
     })
 }
 
+/// As `deserialize`, for a document that sits at `field` in a larger one (`--process` is a
+/// `process`): errors read `process.args: ...`, or `process: missing field ...` at its top.
+pub fn deserialize_at<T: serde::de::DeserializeOwned>(field: &str, v: &Value) -> Result<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            anyhow!("{field}: {inner}")
+        } else {
+            anyhow!("{field}.{path}: {inner}")
+        }
+    })
+}
+
 /// Remove capability names that this build or host does not know, with a warning for each.
 fn filter_capabilities(raw: &mut Value) {
     let Some(caps) = raw
@@ -297,4 +311,207 @@ fn validate(spec: &Spec) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Hostile config.json: arbitrary JSON and a valid config with one field replaced by anything
+/// must give an error that names a field (or the JSON itself), never a panic. Run by
+/// `cargo test --release --bin berth`.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value, nested a few levels.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop_oneof![
+                Just(String::new()),
+                Just("/".to_string()),
+                Just("..".to_string()),
+                Just("a\u{0}b".to_string()),
+                Just("RLIMIT_NOFILE".to_string()),
+                Just("mount".to_string()),
+                Just("CAP_SYS_ADMIN".to_string()),
+                "\\PC{0,12}",
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec(("[a-zA-Z]{1,10}", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every JSON path (object keys and array indexes) in `v`.
+    fn paths(v: &Value, here: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    here.push(k.clone());
+                    out.push(here.clone());
+                    paths(x, here, out);
+                    here.pop();
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    here.push(i.to_string());
+                    out.push(here.clone());
+                    paths(x, here, out);
+                    here.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn set(v: &mut Value, path: &[String], new: Value) {
+        let mut cur = v;
+        for p in path {
+            cur = match cur {
+                Value::Object(m) => m.get_mut(p).unwrap(),
+                Value::Array(a) => &mut a[p.parse::<usize>().unwrap()],
+                _ => unreachable!(),
+            };
+        }
+        *cur = new;
+    }
+
+    fn base() -> Value {
+        crate::cli::spec::default_spec(false)
+    }
+
+    fn bundle_dir() -> PathBuf {
+        static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        DIR.get_or_init(|| {
+            let d = std::env::temp_dir().join(format!("berth-fuzz-{}", std::process::id()));
+            std::fs::create_dir_all(d.join("rootfs")).unwrap();
+            d
+        })
+        .clone()
+    }
+
+    /// Load and validate as create does (config.json, then the plan computed before the fork).
+    fn check(v: Value) -> Result<()> {
+        let b = from_value(bundle_dir(), v)?;
+        let opts = crate::spawn::Options {
+            id: "fuzz".into(),
+            pid_file: None,
+            console_socket: None,
+            console_relay: false,
+            preserve_fds: 0,
+            no_pivot: false,
+            no_new_keyring: false,
+        };
+        crate::spawn::plan::Plan::new(&b, &opts)?;
+        Ok(())
+    }
+
+    /// The fields a message may start with: the spec's top-level properties, or the document.
+    const FIELDS: &[&str] = &[
+        "ociVersion",
+        "process",
+        "root",
+        "hostname",
+        "domainname",
+        "mounts",
+        "hooks",
+        "annotations",
+        "linux",
+        "the top level",
+    ];
+
+    fn names_a_field(e: &anyhow::Error) -> bool {
+        let msg = format!("{e:#}");
+        FIELDS.iter().any(|f| msg.starts_with(f))
+    }
+
+    #[test]
+    fn the_default_spec_is_valid() {
+        check(base()).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_json_is_an_error_not_a_panic(v in any_json()) {
+            if let Err(e) = check(v) {
+                let msg = format!("{e:#}");
+                prop_assert!(!msg.is_empty());
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_an_error_not_a_panic(b in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(v) = parse_value(&b) {
+                let _ = check(v);
+            }
+        }
+
+        #[test]
+        fn one_field_replaced_gives_an_error_naming_a_field(pick in any::<prop::sample::Index>(), new in any_json()) {
+            let mut v = base();
+            let mut all = vec![];
+            paths(&v, &mut vec![], &mut all);
+            let path = pick.get(&all).clone();
+            set(&mut v, &path, new.clone());
+            if let Err(e) = check(v) {
+                prop_assert!(names_a_field(&e), "{}: {} → {:#}", path.join("."), new, e);
+            }
+        }
+
+        #[test]
+        fn one_field_removed_gives_an_error_naming_a_field(pick in any::<prop::sample::Index>()) {
+            let mut v = base();
+            let mut all = vec![];
+            paths(&v, &mut vec![], &mut all);
+            let path = pick.get(&all).clone();
+            let (last, parent) = path.split_last().unwrap();
+            let mut cur = &mut v;
+            for p in parent {
+                cur = match cur {
+                    Value::Object(m) => m.get_mut(p).unwrap(),
+                    Value::Array(a) => &mut a[p.parse::<usize>().unwrap()],
+                    _ => unreachable!(),
+                };
+            }
+            match cur {
+                Value::Object(m) => { m.remove(last); }
+                Value::Array(a) => { a.remove(last.parse::<usize>().unwrap()); }
+                _ => unreachable!(),
+            }
+            if let Err(e) = check(v) {
+                prop_assert!(names_a_field(&e), "without {}: {:#}", path.join("."), e);
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_hits_the_recursion_limit() {
+        for depth in [127, 128, 129, 1_000, 1_000_000] {
+            let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            match parse_value(text.as_bytes()) {
+                Ok(_) => assert!(depth <= 128, "depth {depth} accepted"),
+                Err(e) => assert!(
+                    format!("{e}").contains("recursion limit"),
+                    "depth {depth}: {e}"
+                ),
+            }
+            let text = format!(
+                "{{\"ociVersion\": \"1.0.2\", \"annotations\": {{\"a\": {}1{}}}}}",
+                "{\"a\":".repeat(depth),
+                "}".repeat(depth)
+            );
+            let _ = parse_value(text.as_bytes()).and_then(check);
+        }
+    }
 }

@@ -255,7 +255,8 @@ impl Manager {
         if self.pids()?.is_empty() {
             return Ok(());
         }
-        let frozen = self.freezer().is_some() && self.freeze().is_ok();
+        // A container the user paused stays paused: only a freeze made here is undone.
+        let frozen = self.freezer().is_some() && !self.is_frozen() && self.freeze().is_ok();
         let mut res = Ok(());
         for pid in self.pids()? {
             if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)

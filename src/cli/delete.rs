@@ -30,7 +30,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 "removing container {:?} with unreadable state: {e:#}",
                 a.id
             ));
-            std::fs::remove_dir_all(&dir)?;
+            lifecycle::destroy_unreadable(&g.root, &a.id)?;
             return Ok(0);
         }
         Err(e) => return Err(e),

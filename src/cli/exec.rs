@@ -147,8 +147,8 @@ fn process(a: &Args, spec: &oci_spec::runtime::Spec) -> Result<Process> {
                 .map_err(|e| anyhow!("--process {}: {e:#}", path.display()))?;
             filter_capabilities(&mut v);
             crate::spawn::procattr::fix_scheduler_flag_names(&mut v);
-            crate::config::deserialize(&v)
-                .map_err(|e| anyhow!("--process {}: process.{e:#}", path.display()))?
+            crate::config::deserialize_at("process", &v)
+                .map_err(|e| anyhow!("--process {}: {e:#}", path.display()))?
         }
         None => {
             if a.command.is_empty() {

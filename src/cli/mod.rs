@@ -12,7 +12,7 @@ mod pause;
 mod ps;
 mod resume;
 mod run;
-mod spec;
+pub(crate) mod spec;
 mod start;
 mod state;
 mod unsupported;

@@ -85,13 +85,7 @@ pub fn destroy(c: &Container) -> Result<()> {
     }
     wait_gone(c.state.pid, c.state.pid_start, Duration::from_secs(10));
     if let Some(m) = &mgr {
-        // Processes leave the cgroup shortly after they die.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while m.pids().map(|p| !p.is_empty()).unwrap_or(false) && Instant::now() < deadline {
-            let _ = m.kill_all(Signal::SIGKILL);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        m.destroy()?;
+        empty_and_remove_cgroup(m)?;
     }
     if c.state.status != Status::Creating
         && let Ok(Some(h)) = saved_hooks(c)
@@ -109,6 +103,54 @@ pub fn destroy(c: &Container) -> Result<()> {
         })
         .map_err(|e| anyhow!("removing {}: {e}", c.dir.display()))?;
     Ok(())
+}
+
+/// Kill whatever is left in a container's cgroup and remove it (thawed first: a frozen task
+/// cannot die).
+pub fn empty_and_remove_cgroup(m: &Manager) -> Result<()> {
+    if m.is_frozen() {
+        let _ = m.thaw();
+    }
+    let _ = m.kill_all(Signal::SIGKILL);
+    // Processes leave the cgroup shortly after they die.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while m.pids().map(|p| !p.is_empty()).unwrap_or(false) && Instant::now() < deadline {
+        let _ = m.kill_all(Signal::SIGKILL);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    m.destroy()
+}
+
+/// `delete --force` of a container whose state.json cannot be read (corrupt, or cut short by a
+/// failing disk): the cgroup is found again from the config.json saved at create (the same
+/// `linux.cgroupsPath` and id give the same cgroup), its processes are killed and it is removed
+/// with the directory. No hooks run: without a state there is nothing to give them.
+pub fn destroy_unreadable(root: &std::path::Path, id: &str) -> Result<()> {
+    let dir = super::state::container_dir(root, id);
+    let _lock = std::fs::File::open(&dir)
+        .ok()
+        .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok());
+    let cgroups_path = std::fs::read(dir.join(super::state::CONFIG_FILE))
+        .ok()
+        .and_then(|t| crate::config::parse_value(&t).ok())
+        .and_then(|v| crate::config::deserialize::<Spec>(&v).ok())
+        .map(|s| s.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
+    match cgroups_path {
+        Some(p) => {
+            let m = Manager::new(p.as_deref(), id)?;
+            empty_and_remove_cgroup(&m)?;
+        }
+        None => crate::logger::warn(&format!(
+            "container {id:?}: no readable config.json either; its cgroup (if any) is left"
+        )),
+    }
+    std::fs::remove_dir_all(&dir).or_else(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Ok(())
+        } else {
+            Err(anyhow!("removing {}: {e}", dir.display()))
+        }
+    })
 }
 
 fn wait_gone(pid: i32, start: u64, max: Duration) {

@@ -115,7 +115,7 @@ impl Container {
         write_atomic(
             &self.dir.join(STATE_FILE),
             &serde_json::to_vec(&self.state)?,
-            false,
+            true,
         )
     }
 

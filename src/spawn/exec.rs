@@ -478,10 +478,15 @@ fn join(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> Resu
                 // SAFETY: see run_child().
                 unsafe { libc::_exit(0) }
             }
-            _ => bail!(
-                "fork into the container's pid namespace: {}",
-                nix::errno::Errno::last()
-            ),
+            _ => {
+                let e = nix::errno::Errno::last();
+                // The kernel answers ENOMEM when the namespace's init has exited (a container
+                // stopping while the exec joins it), not for a lack of memory.
+                if e == nix::errno::Errno::ENOMEM {
+                    bail!("the container stopped while the process was joining it");
+                }
+                bail!("fork into the container's pid namespace: {e}")
+            }
         }
     }
     process(plan, sync, berth, console)

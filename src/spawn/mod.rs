@@ -126,7 +126,7 @@ fn claim(root: &Path, st: &State, config: &[u8]) -> Result<PathBuf> {
         .create(&tmp)
         .map_err(|e| anyhow!("creating {}: {e}", tmp.display()))?;
     let res = (|| -> Result<()> {
-        write_atomic(&tmp.join(STATE_FILE), &serde_json::to_vec(st)?, false)?;
+        write_atomic(&tmp.join(STATE_FILE), &serde_json::to_vec(st)?, true)?;
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -205,8 +205,9 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         .map_err(|(_, e)| anyhow!("locking {}: {e}", dir.display()))?;
     ph.mark("state");
 
-    mgr.create()?;
+    // Armed before the first mkdir, so that a create failing half way removes what it made.
     rb.cgroup = Some(Manager::from_state(mgr.state()));
+    mgr.create()?;
     // Always: with no linux.resources the device cgroup still gets the default rules.
     mgr.apply(
         &spec
