@@ -392,7 +392,10 @@ mod fuzz {
     fn bundle_dir() -> PathBuf {
         static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
         DIR.get_or_init(|| {
-            let d = std::env::temp_dir().join(format!("berth-fuzz-{}", std::process::id()));
+            // Next to the test binary (under target/), so nothing is left in /tmp.
+            let exe = std::env::current_exe().unwrap();
+            let d = exe.with_file_name("berth-fuzz-bundle");
+            let _ = std::fs::remove_dir_all(&d);
             std::fs::create_dir_all(d.join("rootfs")).unwrap();
             d
         })
