@@ -126,7 +126,8 @@ fn claim(root: &Path, st: &State, config: &[u8]) -> Result<PathBuf> {
         .create(&tmp)
         .map_err(|e| anyhow!("creating {}: {e}", tmp.display()))?;
     let res = (|| -> Result<()> {
-        write_atomic(&tmp.join(STATE_FILE), &serde_json::to_vec(st)?, true)?;
+        // Not fsync'd, for the reason given at Container::save.
+        write_atomic(&tmp.join(STATE_FILE), &serde_json::to_vec(st)?, false)?;
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
