@@ -102,7 +102,7 @@ fn user_namespace_with_several_ranges() {
         &[
             "sh",
             "-c",
-            "cat /proc/self/uid_map /proc/self/gid_map; id -u",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u; grep CapBnd /proc/self/status",
         ],
     );
     b.config["linux"]["namespaces"]
@@ -121,6 +121,17 @@ fn user_namespace_with_several_ranges() {
     assert_eq!(maps[1], ["1000", "200000", "10"]);
     assert_eq!(maps[2], ["0", "100000", "65536"]);
     assert_eq!(maps[3], ["0"]);
+    // A new user namespace starts with a full bounding set: the container's must still be
+    // exactly the listed capabilities, as without one (this host's root lacks some, e.g.
+    // CAP_SYS_RESOURCE, which must not come back inside).
+    let id2 = env.id("b");
+    let b2 = env.bundle(&id2, &["grep", "CapBnd", "/proc/self/status"]);
+    let plain = run_ok(&env, &b2, &id2);
+    assert_eq!(
+        maps[4],
+        plain.split_whitespace().collect::<Vec<_>>(),
+        "{out}"
+    );
 }
 
 #[test]

@@ -45,14 +45,17 @@ pub fn current_bounding() -> Option<CapsHashSet> {
     )
 }
 
-/// Computed before the fork.
-pub fn from_spec(c: &LinuxCapabilities) -> Sets {
+/// Computed before the fork. `userns`: the process will be in a user namespace it creates or
+/// joins, which gives it a full bounding set (the kernel's set_cred_user_ns) — so every
+/// capability not listed is dropped there, not only those berth itself holds.
+pub fn from_spec(c: &LinuxCapabilities, userns: bool) -> Sets {
     let bounding = conv(c.bounding());
-    let mut to_drop: Vec<Capability> = current_bounding()
-        .unwrap_or_else(caps::all)
-        .into_iter()
-        .filter(|c| !bounding.contains(c))
-        .collect();
+    let have = if userns {
+        caps::all()
+    } else {
+        current_bounding().unwrap_or_else(caps::all)
+    };
+    let mut to_drop: Vec<Capability> = have.into_iter().filter(|c| !bounding.contains(c)).collect();
     to_drop.sort_by_key(|c| c.index());
     Sets {
         to_drop,

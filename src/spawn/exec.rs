@@ -118,6 +118,7 @@ impl Plan {
             }
             joins.push((name, f, flag));
         }
+        let joins_user = joins.iter().any(|j| j.0 == "user");
         let root = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -201,7 +202,7 @@ impl Plan {
             joins,
             root,
             second_fork,
-            caps: caps_spec.map(caps::from_spec),
+            caps: caps_spec.map(|c| caps::from_spec(c, joins_user)),
             rlimits,
             uid: user.uid(),
             gid: user.gid(),
@@ -518,6 +519,11 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
     let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
     if let Some(c) = &plan.caps {
         caps::drop_bounding(c)?;
+    }
+    // Every descriptor above the preserved ones gets CLOEXEC before any seccomp filter could
+    // deny close_range (done again right before exec for anything opened since).
+    if plan.seccomp.is_some() {
+        let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
     }
     // Without noNewPrivileges the filter goes in before the privileges are dropped (as runc).
     let mut listener: Option<OwnedFd> = None;

@@ -335,7 +335,10 @@ impl Plan {
             time_offsets,
             uid_maps,
             gid_maps,
-            caps: process.capabilities().as_ref().map(caps::from_spec),
+            caps: process
+                .capabilities()
+                .as_ref()
+                .map(|c| caps::from_spec(c, in_userns)),
             rlimits,
             uid: user.uid(),
             gid: user.gid(),
