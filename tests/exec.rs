@@ -296,3 +296,40 @@ fn exec_into_user_namespace_with_oom_score_adj() {
     );
     env.ok(&["delete", "--force", &id]);
 }
+
+/// The program is exec'd through a trampoline, which cannot report why its exec failed: a
+/// missing `#!` or ELF interpreter is caught before, with the reason, by create and exec.
+#[test]
+fn missing_interpreters_are_reported() {
+    let env = Env::new("exec-interp");
+    let (id, b, _) = running(&env, "a");
+    let script = b.rootfs().join("tmp/script");
+    std::fs::write(&script, "#!/nope/sh\necho hi\n").unwrap();
+    std::fs::copy("/usr/bin/true", b.rootfs().join("tmp/dyntrue")).unwrap();
+    Command::new("chmod")
+        .args(["755"])
+        .arg(&script)
+        .arg(b.rootfs().join("tmp/dyntrue"))
+        .status()
+        .unwrap();
+    let (code, _, err) = exec(&env, &[&id, "/tmp/script"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("its interpreter /nope/sh: not found"), "{err}");
+    let (code, _, err) = exec(&env, &[&id, "/tmp/dyntrue"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("its interpreter /lib"), "{err}");
+    // The same at create.
+    let id2 = env.id("b");
+    let b2 = env.bundle(&id2, &["/tmp/script"]);
+    std::fs::create_dir_all(b2.rootfs().join("tmp")).unwrap();
+    std::fs::copy(&script, b2.rootfs().join("tmp/script")).unwrap();
+    let out = env.try_create(&id2, &b2);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("process.args[0]") && err.contains("/nope/sh"),
+        "{err}"
+    );
+    assert!(!env.root.join(&id2).exists());
+    env.ok(&["delete", "--force", &id]);
+}

@@ -452,6 +452,65 @@ pub(crate) fn home_of(uid: u32) -> String {
     "/".into()
 }
 
+/// What would make execve of `p` fail although it is an executable file: a noexec mount, a
+/// missing `#!` interpreter, a missing ELF interpreter (PT_INTERP). The program is exec'd
+/// through the trampoline (CVE-2019-5736), which can only exit 127 if that exec fails, so these
+/// are caught here, with the reason. Other formats (binfmt_misc) are left to the kernel.
+fn loadable(p: &Path) -> Result<(), String> {
+    if let Ok(st) = nix::sys::statvfs::statvfs(p)
+        && st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC)
+    {
+        return Err("on a noexec mount".into());
+    }
+    let mut head = vec![0u8; 4096];
+    let n = std::fs::File::open(p)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .map_err(|e| format!("{e}"))?;
+    head.truncate(n);
+    let interp = if let Some(rest) = head.strip_prefix(b"#!") {
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line);
+        line.split_whitespace().next().map(str::to_string)
+    } else {
+        elf_interp(&head)
+    };
+    match interp {
+        Some(i) if !Path::new(&i).exists() => Err(format!("its interpreter {i}: not found")),
+        _ => Ok(()),
+    }
+}
+
+/// PT_INTERP of a little-endian ELF (32 or 64 bit) whose headers are within `h`.
+fn elf_interp(h: &[u8]) -> Option<String> {
+    if h.len() < 52 || &h[..4] != b"\x7fELF" || h[5] != 1 {
+        return None;
+    }
+    let u16_at = |o: usize| Some(u16::from_le_bytes(h.get(o..o + 2)?.try_into().ok()?) as usize);
+    let u32_at = |o: usize| Some(u32::from_le_bytes(h.get(o..o + 4)?.try_into().ok()?) as usize);
+    let u64_at = |o: usize| Some(u64::from_le_bytes(h.get(o..o + 8)?.try_into().ok()?) as usize);
+    let wide = h[4] == 2;
+    let (phoff, phentsize, phnum) = if wide {
+        (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?)
+    } else {
+        (u32_at(0x1c)?, u16_at(0x2a)?, u16_at(0x2c)?)
+    };
+    for i in 0..phnum.min(64) {
+        let ph = phoff.checked_add(i.checked_mul(phentsize)?)?;
+        if u32_at(ph)? != 3 {
+            continue;
+        }
+        let (off, size) = if wide {
+            (u64_at(ph + 8)?, u64_at(ph + 32)?)
+        } else {
+            (u32_at(ph + 4)?, u32_at(ph + 16)?)
+        };
+        let raw = h.get(off..off.checked_add(size)?)?;
+        let raw = raw.split(|&b| b == 0).next()?;
+        return Some(String::from_utf8_lossy(raw).into_owned());
+    }
+    None
+}
+
 /// The executable: a name with a `/` as is, a bare name through PATH of `process.env`.
 pub(crate) fn find_executable(arg0: &CString, env: &[String]) -> Result<CString> {
     let name = arg0.to_string_lossy().into_owned();
@@ -459,7 +518,7 @@ pub(crate) fn find_executable(arg0: &CString, env: &[String]) -> Result<CString>
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => Err("is a directory".into()),
             Ok(_) => match nix::unistd::access(p, nix::unistd::AccessFlags::X_OK) {
-                Ok(()) => Ok(()),
+                Ok(()) => loadable(p),
                 Err(e) => Err(format!("not executable: {e}")),
             },
             Err(e) => Err(format!("{e}")),
