@@ -391,7 +391,8 @@ fn fd_list(s: &str) -> Vec<u32> {
 }
 
 /// The descriptors of a child of the shell (the shell's own glob holds one more while listing).
-const LIST_FDS: &str = "sleep 1 & cd /proc/$!/fd && for f in *; do echo $f; done";
+/// The pause lets the background child finish its own stdin redirection (to /dev/null) first.
+const LIST_FDS: &str = "sleep 1 & sleep 0.2; cd /proc/$!/fd && for f in *; do echo $f; done";
 
 /// CVE-2024-21626: no descriptor of the caller reaches the container (run, create+start, exec,
 /// and exec --preserve-fds 1 which keeps exactly fd 3).
