@@ -515,3 +515,45 @@ fn idmapped_bind_mount() {
         "helper processes left"
     );
 }
+
+/// An idmapped mount in a container with its own user namespace (the common engine case):
+/// without mount maps the container's are used, so host root's files are root's inside and
+/// what the container's root writes is owned by host root on disk.
+#[test]
+fn idmapped_bind_mount_in_a_user_namespace() {
+    let env = Env::new("idmap-userns");
+    let id = env.id("a");
+    let host = env.tmp.join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "x").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The mapped root must reach the bundle and rootfs.
+    std::fs::set_permissions(&env.tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut b = env.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "stat -c '%u:%g' /tmp/f; touch /tmp/new; stat -c '%u:%g' /tmp/new",
+        ],
+    );
+    std::fs::set_permissions(&b.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(b.rootfs(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/tmp", "type": "bind", "source": host,
+                     "options": ["bind", "idmap"]}),
+    );
+    let (code, out, err) = env.run(&id, &b);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["0:0", "0:0"], "{err}");
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(host.join("new")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+}

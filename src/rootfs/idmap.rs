@@ -8,6 +8,7 @@
 //! target resolved inside the rootfs.
 
 use anyhow::{Result, anyhow, bail};
+use nix::mount::MsFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -114,39 +115,63 @@ const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 
-/// Attach an idmapped clone of `src` (recursive with `rbind`; the idmap recursive with
-/// `ridmap`) onto `target`, with the mount attributes `attrs` (MOUNT_ATTR_*).
-pub fn bind(
-    src: &Path,
-    target: BorrowedFd,
-    rbind: bool,
-    ridmap: bool,
-    userns: BorrowedFd,
-    attrs: u64,
-) -> Result<()> {
-    let c = sys::cstr(src);
+/// An idmapped clone of mount `idx`'s source, made by berth before the fork: detached
+/// (OPEN_TREE_CLONE, recursive with `rbind`; the idmap recursive with `ridmap`) with the mount
+/// attributes of its options. It must be made here, in berth's user namespace: the kernel
+/// wants CAP_SYS_ADMIN over the source filesystem's namespace for MOUNT_ATTR_IDMAP, which a
+/// container process in a new user namespace never has. The child only attaches it.
+pub fn prepare(m: &Mount, idx: usize, bundle: &Path, userns: BorrowedFd) -> Result<OwnedFd> {
+    let opts = super::mounts::parse(m.options().as_deref().unwrap_or(&[]));
+    let field = format!("mounts[{idx}]");
+    let src = m
+        .source()
+        .as_ref()
+        .map(|s| {
+            if s.is_relative() {
+                bundle.join(s)
+            } else {
+                s.clone()
+            }
+        })
+        .ok_or_else(|| anyhow!("{field}.source: an idmapped bind mount needs a source"))?;
+    let mut attrs = 0;
+    for (f, a) in [
+        (MsFlags::MS_RDONLY, sys::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, sys::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, sys::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
+    ] {
+        if opts.flags.contains(f) {
+            attrs |= a;
+        }
+    }
+    let c = sys::cstr(&src);
     let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32;
-    if rbind {
+    if opts.flags.contains(MsFlags::MS_REC) {
         flags |= libc::AT_RECURSIVE as u32;
     }
     // SAFETY: open_tree with a valid C string; returns a new descriptor or -1.
     let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
     if r < 0 {
-        bail!("open_tree {}: {}", src.display(), nix::errno::Errno::last());
+        bail!(
+            "{field}: open_tree {}: {}",
+            src.display(),
+            nix::errno::Errno::last()
+        );
     }
     // SAFETY: the kernel returned a new descriptor that we now own.
     let tree = unsafe { OwnedFd::from_raw_fd(r as i32) };
     sys::mount_setattr(
         tree.as_raw_fd(),
         Path::new(""),
-        ridmap,
+        opts.idmap == Some(true),
         MOUNT_ATTR_IDMAP | attrs,
         0,
         Some(userns.as_raw_fd()),
     )
     .map_err(|e| {
         anyhow!(
-            "mount_setattr(MOUNT_ATTR_IDMAP) on {}: {e}{}",
+            "{field}: mount_setattr(MOUNT_ATTR_IDMAP) on {}: {e}{}",
             src.display(),
             if e == nix::errno::Errno::EINVAL {
                 " (does its filesystem support idmapped mounts?)"
@@ -155,6 +180,11 @@ pub fn bind(
             }
         )
     })?;
+    Ok(tree)
+}
+
+/// Attach a tree made by `prepare` onto `target` (in the container's mount namespace).
+pub fn attach(tree: BorrowedFd, target: BorrowedFd) -> Result<()> {
     // SAFETY: move_mount between two live descriptors with empty paths.
     let r = unsafe {
         libc::syscall(

@@ -152,7 +152,7 @@ pub struct Ctx<'a> {
     pub cgroup_ns: bool,
     pub cgroup: Option<&'a CgroupState>,
     pub mount_label: Option<&'a str>,
-    /// User namespaces of idmapped mounts, by index in `mounts`.
+    /// Idmapped mount trees made before the fork, by index in `mounts`.
     pub idmap: &'a [(usize, std::os::fd::OwnedFd)],
 }
 
@@ -182,39 +182,20 @@ pub fn mount_entry(root: &Root, m: &Mount, idx: usize, ctx: &Ctx) -> Result<()> 
             s.clone()
         }
     });
-    if let Some(ridmap) = opts.idmap {
+    if opts.idmap.is_some() {
         let src = source.ok_or_else(|| what("a bind mount needs a source".into()))?;
-        let userns = ctx
+        let tree = ctx
             .idmap
             .iter()
             .find(|(i, _)| *i == idx)
             .map(|(_, fd)| fd.as_fd())
-            .ok_or_else(|| what("no user namespace was prepared for this idmapped mount".into()))?;
+            .ok_or_else(|| what("no idmapped mount was prepared for this entry".into()))?;
         let meta =
             std::fs::metadata(&src).map_err(|e| what(format!("source {}: {e}", src.display())))?;
         let target = root
             .mkdir_all(dest, if meta.is_dir() { Kind::Dir } else { Kind::File })
             .map_err(|e| what(format!("{e:#}")))?;
-        let mut attrs = 0;
-        for (f, a) in [
-            (MsFlags::MS_RDONLY, sys::MOUNT_ATTR_RDONLY),
-            (MsFlags::MS_NOSUID, sys::MOUNT_ATTR_NOSUID),
-            (MsFlags::MS_NODEV, sys::MOUNT_ATTR_NODEV),
-            (MsFlags::MS_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
-        ] {
-            if opts.flags.contains(f) {
-                attrs |= a;
-            }
-        }
-        super::idmap::bind(
-            &src,
-            target.as_fd(),
-            opts.flags.contains(MsFlags::MS_REC),
-            ridmap,
-            userns,
-            attrs,
-        )
-        .map_err(|e| what(format!("{e:#}")))?;
+        super::idmap::attach(tree, target.as_fd()).map_err(|e| what(format!("{e:#}")))?;
     } else if opts.bind() {
         let src = source.ok_or_else(|| what("a bind mount needs a source".into()))?;
         let meta =

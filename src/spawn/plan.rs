@@ -84,6 +84,7 @@ pub struct Plan {
     /// `linux.netDevices`: (host name, name in the container).
     pub net_devices: Vec<(String, String)>,
     /// User namespaces of idmapped mounts, by index in `mounts`.
+    /// Detached idmapped mount trees, by index in `mounts` (rootfs::idmap::prepare).
     pub idmap_userns: Vec<(usize, std::os::fd::OwnedFd)>,
 }
 
@@ -297,13 +298,21 @@ impl Plan {
             net_devices.push((host.clone(), to.unwrap_or_else(|| host.clone())));
         }
         net_devices.sort();
-        // One user namespace per idmapped mount, made now (before the fork).
+        // Idmapped mounts are made now, before the fork, in berth's user namespace (see
+        // rootfs::idmap::prepare): a user namespace holding the mount's maps, then a detached
+        // idmapped clone of the source, which the child attaches.
         let mut idmap_userns = vec![];
         let container_maps = in_userns.then_some((&uid_maps[..], &gid_maps[..]));
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             if let Some((u, g)) = crate::rootfs::idmap::mount_maps(m, i, container_maps)? {
-                let fd = crate::rootfs::idmap::userns(&u, &g, &format!("mounts[{i}]"))?;
-                idmap_userns.push((i, fd));
+                let ns = crate::rootfs::idmap::userns(&u, &g, &format!("mounts[{i}]"))?;
+                let tree = crate::rootfs::idmap::prepare(
+                    m,
+                    i,
+                    &bundle.dir,
+                    std::os::fd::AsFd::as_fd(&ns),
+                )?;
+                idmap_userns.push((i, tree));
             }
         }
         let has_hooks = spec.hooks().as_ref().is_some_and(|h| {
