@@ -159,3 +159,19 @@ pub fn bind_console(peer: &OwnedFd) -> Result<()> {
     )
     .map_err(|e| anyhow!("process.terminal: binding the pty to /dev/console: {e}"))
 }
+
+/// The socket pair over which a foreground `run`/`exec` gets the pty master from the container
+/// side (for the terminal relay), when `needed`.
+pub fn relay_pair(needed: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !needed {
+        return Ok((None, None));
+    }
+    let (a, b) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("socketpair for the terminal relay: {e}"))?;
+    Ok((Some(a), Some(b)))
+}

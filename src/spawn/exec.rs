@@ -306,17 +306,7 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
         Some(path) => Some(crate::tty::connect(path)?),
         None => None,
     };
-    let (relay_parent, relay_child) = if opts.console_relay && plan.terminal {
-        let (a, b) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
-    };
+    let (relay_parent, relay_child) = crate::tty::relay_pair(opts.console_relay && plan.terminal)?;
     if plan.terminal && console.is_none() && relay_child.is_none() {
         bail!("process.terminal is true: pass --console-socket (or exec in the foreground)");
     }

@@ -237,17 +237,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
             None
         }
     };
-    let (relay_parent, relay_child) = if opts.console_relay && plan.terminal {
-        let (a, b) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
-    };
+    let (relay_parent, relay_child) = crate::tty::relay_pair(opts.console_relay && plan.terminal)?;
     let console_child = console
         .as_ref()
         .or(relay_child.as_ref())
