@@ -94,27 +94,24 @@ pub fn from_value(dir: PathBuf, mut raw: Value) -> Result<Bundle> {
 
 /// Deserialize with the JSON path of the failing field in the message.
 pub fn deserialize<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            anyhow!("{inner}")
-        } else {
-            anyhow!("{path}: {inner}")
-        }
-    })
+    deserialize_in(None, v)
 }
 
 /// As `deserialize`, for a document that sits at `field` in a larger one (`--process` is a
 /// `process`): errors read `process.args: ...`, or `process: missing field ...` at its top.
 pub fn deserialize_at<T: serde::de::DeserializeOwned>(field: &str, v: &Value) -> Result<T> {
+    deserialize_in(Some(field), v)
+}
+
+fn deserialize_in<T: serde::de::DeserializeOwned>(field: Option<&str>, v: &Value) -> Result<T> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." {
-            anyhow!("{field}: {inner}")
-        } else {
-            anyhow!("{field}.{path}: {inner}")
+        match (field, path.as_str()) {
+            (None, ".") => anyhow!("{inner}"),
+            (None, _) => anyhow!("{path}: {inner}"),
+            (Some(f), ".") => anyhow!("{f}: {inner}"),
+            (Some(f), _) => anyhow!("{f}.{path}: {inner}"),
         }
     })
 }

@@ -32,34 +32,16 @@ fn running(env: &Env, suffix: &str) -> (String, Bundle, i32) {
     (id, b, pid)
 }
 
-fn exec(env: &Env, args: &[&str]) -> (i32, String, String) {
-    let out = env
-        .cmd()
-        .arg("exec")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn exec_output_and_exit_code() {
     let env = Env::new("exec-out");
     let (id, _b, _) = running(&env, "a");
-    let (code, out, err) = exec(
-        &env,
-        &[&id, "sh", "-c", "echo hello; echo oops >&2; exit 5"],
-    );
+    let (code, out, err) = env.exec(&[&id, "sh", "-c", "echo hello; echo oops >&2; exit 5"]);
     assert_eq!(code, 5, "stderr: {err}");
     assert_eq!(out, "hello\n");
     assert_eq!(err, "oops\n");
     // Options after the id, and the command's own options left alone.
-    let (code, out, err) = exec(&env, &[&id, "--env", "X=1", "sh", "-c", "echo $X"]);
+    let (code, out, err) = env.exec(&[&id, "--env", "X=1", "sh", "-c", "echo $X"]);
     assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
 }
 
@@ -67,16 +49,13 @@ fn exec_output_and_exit_code() {
 fn exec_joins_namespaces_mounts_and_cgroup() {
     let env = Env::new("exec-ns");
     let (id, _b, init) = running(&env, "a");
-    let (code, out, err) = exec(
-        &env,
-        &[
-            &id,
-            "sh",
-            "-c",
-            "echo pid=$$; hostname; cat /tmp/marker; cat /proc/1/cmdline; echo; \
+    let (code, out, err) = env.exec(&[
+        &id,
+        "sh",
+        "-c",
+        "echo pid=$$; hostname; cat /tmp/marker; cat /proc/1/cmdline; echo; \
              for n in pid mnt uts ipc net cgroup; do readlink /proc/self/ns/$n; done",
-        ],
-    );
+    ]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_ne!(lines[0], "pid=1");
@@ -151,7 +130,7 @@ fn exec_process_json_with_env_cwd_user() {
         .unwrap(),
     )
     .unwrap();
-    let (code, out, err) = exec(&env, &["--process", p.to_str().unwrap(), &id]);
+    let (code, out, err) = env.exec(&["--process", p.to_str().unwrap(), &id]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "hi there\n/tmp\n1000\n1000\n1000 3000\n");
 }
@@ -160,12 +139,12 @@ fn exec_process_json_with_env_cwd_user() {
 fn exec_user_flag() {
     let env = Env::new("exec-user");
     let (id, _b, _) = running(&env, "a");
-    let (code, out, err) = exec(&env, &["--user", "1000:1000", "-g", "2000", &id, "id"]);
+    let (code, out, err) = env.exec(&["--user", "1000:1000", "-g", "2000", &id, "id"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("uid=1000"), "{out}");
     assert!(out.contains("gid=1000"), "{out}");
     assert!(out.contains("groups=2000"), "{out}");
-    let (code, _, err) = exec(&env, &["--user", "nobody", &id, "id"]);
+    let (code, _, err) = env.exec(&["--user", "nobody", &id, "id"]);
     assert_ne!(code, 0);
     assert!(err.contains("--user"), "{err}");
 }
@@ -174,14 +153,14 @@ fn exec_user_flag() {
 fn exec_errors_are_clear() {
     let env = Env::new("exec-err");
     let (id, _b, _) = running(&env, "a");
-    let (code, _, err) = exec(&env, &[&id, "no-such-command"]);
+    let (code, _, err) = env.exec(&[&id, "no-such-command"]);
     assert_ne!(code, 0);
     assert!(err.contains("executable file not found"), "{err}");
     assert!(err.contains("no-such-command"), "{err}");
-    let (code, _, err) = exec(&env, &["--cwd", "/no/such/dir", &id, "true"]);
+    let (code, _, err) = env.exec(&["--cwd", "/no/such/dir", &id, "true"]);
     assert_ne!(code, 0);
     assert!(err.contains("/no/such/dir"), "{err}");
-    let (code, _, err) = exec(&env, &["nosuchcontainer", "true"]);
+    let (code, _, err) = env.exec(&["nosuchcontainer", "true"]);
     assert_ne!(code, 0);
     assert!(err.contains("does not exist"), "{err}");
     // The container is untouched by all that.
@@ -193,7 +172,7 @@ fn exec_errors_are_clear() {
     env.create(&id2, &b2);
     env.ok(&["start", &id2]);
     env.wait_status(&id2, "stopped");
-    let (code, _, err) = exec(&env, &[&id2, "true"]);
+    let (code, _, err) = env.exec(&[&id2, "true"]);
     assert_ne!(code, 0);
     assert!(err.contains("cannot exec in a stopped container"), "{err}");
 }
@@ -205,7 +184,7 @@ fn exec_into_created_container() {
     let id = env.id("a");
     let b = env.bundle(&id, &["sleep", "1000"]);
     env.create(&id, &b);
-    let (code, out, err) = exec(&env, &[&id, "hostname"]);
+    let (code, out, err) = env.exec(&[&id, "hostname"]);
     assert_eq!((code, out.as_str()), (0, "berth\n"), "{err}");
     assert_eq!(env.status(&id), "created");
 }
@@ -214,7 +193,7 @@ fn exec_into_created_container() {
 fn exec_signal_exit_and_forwarding() {
     let env = Env::new("exec-sig");
     let (id, _b, _) = running(&env, "a");
-    let (code, _, err) = exec(&env, &[&id, "sh", "-c", "kill -USR1 $$; sleep 5"]);
+    let (code, _, err) = env.exec(&[&id, "sh", "-c", "kill -USR1 $$; sleep 5"]);
     assert_eq!(code, 128 + 10, "{err}");
     // A signal to `berth exec` reaches the process.
     let mut child = env
@@ -285,7 +264,7 @@ fn exec_into_user_namespace_with_oom_score_adj() {
         .unwrap(),
     )
     .unwrap();
-    let (code, out, err) = exec(&env, &["--process", p.to_str().unwrap(), &id]);
+    let (code, out, err) = env.exec(&["--process", p.to_str().unwrap(), &id]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "500", "{out}");
@@ -312,10 +291,10 @@ fn missing_interpreters_are_reported() {
         .arg(b.rootfs().join("tmp/dyntrue"))
         .status()
         .unwrap();
-    let (code, _, err) = exec(&env, &[&id, "/tmp/script"]);
+    let (code, _, err) = env.exec(&[&id, "/tmp/script"]);
     assert_ne!(code, 0);
     assert!(err.contains("its interpreter /nope/sh: not found"), "{err}");
-    let (code, _, err) = exec(&env, &[&id, "/tmp/dyntrue"]);
+    let (code, _, err) = env.exec(&[&id, "/tmp/dyntrue"]);
     assert_ne!(code, 0);
     assert!(err.contains("its interpreter /lib"), "{err}");
     // The same at create.

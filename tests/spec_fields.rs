@@ -135,21 +135,6 @@ fn running(env: &Env, b: &mut Bundle, id: &str) {
     env.wait_status(id, "running");
 }
 
-fn exec(env: &Env, args: &[&str]) -> (i32, String, String) {
-    let out = env
-        .cmd()
-        .arg("exec")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn online_cpus() -> String {
     std::fs::read_to_string("/sys/devices/system/cpu/online")
         .unwrap()
@@ -180,7 +165,7 @@ fn exec_process_json_ioprio_scheduler_affinity() {
         "scheduler": {"policy": "SCHED_BATCH", "nice": 3, "flags": ["SCHED_FLAG_RESET_ON_FORK"]},
         "execCPUAffinity": {"final": "0"}
     }));
-    let (code, out, err) = exec(&env, &["--process", pf, &id]);
+    let (code, out, err) = env.exec(&["--process", pf, &id]);
     assert_eq!(code, 0, "{err}");
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(nice_policy(l[0]), (3, 3), "{out}");
@@ -195,7 +180,7 @@ fn exec_process_json_ioprio_scheduler_affinity() {
     // without `final` the process ends on the cgroup's CPUs).
     if online_cpus() != "0" {
         write(json!({"execCPUAffinity": {"initial": "1"}}));
-        let (code, out, err) = exec(&env, &["--debug", "--process", pf, &id]);
+        let (code, out, err) = env.exec(&["--debug", "--process", pf, &id]);
         assert_eq!(code, 0, "{err}");
         let key = "CPU affinity before joining the cgroup: ";
         let at = err
@@ -210,20 +195,20 @@ fn exec_process_json_ioprio_scheduler_affinity() {
     }
     // A CPU the host does not have: refused, naming the field, and nothing runs.
     write(json!({"execCPUAffinity": {"initial": "1000"}}));
-    let (code, _, err) = exec(&env, &["--process", pf, &id]);
+    let (code, _, err) = env.exec(&["--process", pf, &id]);
     assert_ne!(code, 0);
     assert!(err.contains("process.execCPUAffinity.initial"), "{err}");
     write(json!({"execCPUAffinity": {"final": "0-x"}}));
-    let (code, _, err) = exec(&env, &["--process", pf, &id]);
+    let (code, _, err) = env.exec(&["--process", pf, &id]);
     assert_ne!(code, 0);
     assert!(err.contains("execCPUAffinity"), "{err}");
     write(json!({"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": -1}}));
-    let (code, _, err) = exec(&env, &["--process", pf, &id]);
+    let (code, _, err) = env.exec(&["--process", pf, &id]);
     assert_ne!(code, 0);
     assert!(err.contains("process.ioPriority.priority"), "{err}");
     // Only the container's process is left in its cgroup.
     std::thread::sleep(Duration::from_millis(50));
-    let (_, out, _) = exec(&env, &[&id, "ps", "-o", "pid,comm"]);
+    let (_, out, _) = env.exec(&[&id, "ps", "-o", "pid,comm"]);
     assert_eq!(
         out.lines().count(),
         3,
@@ -240,15 +225,12 @@ fn exec_inherits_the_containers_fields() {
     b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
     b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
     running(&env, &mut b, &id);
-    let (code, out, err) = exec(
-        &env,
-        &[
-            &id,
-            "sh",
-            "-c",
-            "uname -m; ionice; grep Cpus_allowed_list /proc/self/status",
-        ],
-    );
+    let (code, out, err) = env.exec(&[
+        &id,
+        "sh",
+        "-c",
+        "uname -m; ionice; grep Cpus_allowed_list /proc/self/status",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "i686\nidle\nCpus_allowed_list:\t0\n");
     // The init process: personality and ioPriority yes, execCPUAffinity no (runtime-spec:

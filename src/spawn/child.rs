@@ -442,14 +442,16 @@ pub(crate) fn verify_cwd(cwd: &Path) -> Result<()> {
 }
 
 pub(crate) fn home_of(uid: u32) -> String {
-    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) {
-            return f[5].to_string();
-        }
-    }
-    "/".into()
+    passwd_field(uid, 5).unwrap_or_else(|| "/".into())
+}
+
+/// Field `idx` of `uid`'s line in /etc/passwd (0: name, 5: home), as seen by this process.
+pub(crate) fn passwd_field(uid: u32, idx: usize) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > idx.max(2) && f[2].parse::<u32>().ok() == Some(uid))
+        .map(|f| f[idx].to_string())
 }
 
 /// What would make execve of `p` fail although it is an executable file: a noexec mount, a

@@ -373,12 +373,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
 /// The name of `uid` from /etc/passwd (berth runs as root: no NSS round trips through nscd and
 /// nsswitch.conf for the `owner` field), or the number.
 fn user_name(uid: u32) -> String {
-    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    text.lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 3 && f[2].parse::<u32>().ok() == Some(uid))
-        .map(|f| f[0].to_string())
-        .unwrap_or_else(|| uid.to_string())
+    child::passwd_field(uid, 0).unwrap_or_else(|| uid.to_string())
 }
 
 /// Hand the seccomp notify listener the container sent us to `linux.seccomp.listenerPath`.

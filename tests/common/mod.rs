@@ -123,6 +123,22 @@ impl Env {
         self.cmd().args(args).stdin(Stdio::null()).output().unwrap()
     }
 
+    /// `berth exec ARGS` with stdin null; returns (exit code, stdout, stderr).
+    pub fn exec(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self
+            .cmd()
+            .arg("exec")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// `berth run` of the bundle; returns (exit code, stdout, stderr).
     pub fn run(&self, id: &str, b: &Bundle) -> (i32, String, String) {
         b.save();
