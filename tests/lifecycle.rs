@@ -214,13 +214,14 @@ fn options_after_the_id_and_pid_file() {
     let b = env.bundle(&id, &["sleep", "1000"]);
     b.save();
     let pidfile = env.tmp.join("pid");
+    // Global options (--root) go before the subcommand, as runc and crun take them.
     let out = std::process::Command::new(berth_bin())
+        .arg("--root")
+        .arg(&env.root)
         .args(["create", &id, "--bundle"])
         .arg(&b.dir)
         .arg("--pid-file")
         .arg(&pidfile)
-        .arg("--root")
-        .arg(&env.root)
         .stdin(std::process::Stdio::null())
         // The container inherits berth's stdio: files, so nothing waits for its end.
         .stdout(std::fs::File::create(env.tmp.join("out")).unwrap())

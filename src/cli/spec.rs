@@ -9,6 +9,9 @@ pub struct Args {
     /// Directory to write config.json into
     #[arg(short, long, default_value = ".")]
     bundle: PathBuf,
+    /// Write a configuration for a rootless container (user namespace, no cgroup limits)
+    #[arg(long)]
+    rootless: bool,
 }
 
 /// The default configuration, the same shape as runc's: busybox-friendly `sh` on a terminal, a
@@ -74,13 +77,13 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
     spec
 }
 
-/// `berth spec --rootless` writes a rootless spec (the global --rootless flag, as in runc).
-pub fn run(g: &Global, a: Args) -> Result<i32> {
+/// `berth spec [--rootless]` writes a default config.json into the bundle directory.
+pub fn run(_g: &Global, a: Args) -> Result<i32> {
     let path = a.bundle.join("config.json");
     if path.exists() {
         bail!("{} already exists: remove it first", path.display());
     }
-    let text = serde_json::to_string_pretty(&default_spec(g.rootless_spec))?;
+    let text = serde_json::to_string_pretty(&default_spec(a.rootless))?;
     std::fs::write(&path, text + "\n").map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
     Ok(0)
 }
