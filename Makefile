@@ -3,7 +3,7 @@ CARGO ?= cargo
 BERTH := target/release/berth
 ROOTFS := hack/.cache/rootfs
 
-.PHONY: all build demo test deps rootfs unit integration e2e vm-test bench test-stress lint clean
+.PHONY: all build demo test deps rootfs unit integration e2e vm-test bench link-order test-stress lint clean
 
 all build:
 	$(CARGO) build --release --bin berth
@@ -35,6 +35,10 @@ vm-test: build rootfs
 
 bench: build rootfs
 	bash hack/bench/run.sh
+
+# Regenerate hack/link/berth.order (hot-first function layout, see build.rs) and relink; ~7 min.
+link-order: rootfs
+	bash hack/link/profile.sh
 
 test-stress: build rootfs
 	bash hack/stress.sh

@@ -504,6 +504,13 @@ class Bench:
                 libs.append(n)
             out(f"  {rt.name:<9} {size / 1024 / 1024:7.2f} MiB  {rt.path}  ({getattr(rt, 'version', '?')})")
             out(f"  {'':<9} {len(libs)} libs: {' '.join(libs) if libs else '(none)'}")
+            if rt.name == "berth":
+                # The hot-first layout (build.rs, hack/link/): a stale order file shows up as RSS.
+                repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                chk = subprocess.run([sys.executable, os.path.join(repo, "hack/link/check.py"),
+                                      rt.path + ".map", os.path.join(repo, "hack/link/berth.order")],
+                                     capture_output=True, text=True)
+                out(f"  {'':<9} {(chk.stdout or chk.stderr).strip()}")
         out()
 
     def run_lifecycle(self):

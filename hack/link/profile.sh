@@ -1,0 +1,14 @@
+#!/bin/bash
+# Regenerate hack/link/berth.order (the hot-first function layout, see build.rs) from the current
+# code, then relink. Run after changes that add or rename functions on the create/start/exec/
+# delete paths; `make bench` prints how much of the order file the current build still matches.
+# Takes ~7 min (registering and removing ~4500 uprobes is slow). Root only.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+rootfs=${ROOTFS:-$repo/hack/.cache/rootfs}
+[ -x "$rootfs/bin/busybox" ] || bash hack/mkrootfs.sh "$rootfs"
+cargo build --release --bin berth
+python3 hack/link/profile.py target/release/berth target/release/berth.map "$rootfs" hack/link/berth.order
+cargo build --release --bin berth
+python3 hack/link/check.py target/release/berth.map hack/link/berth.order
