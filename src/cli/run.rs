@@ -51,16 +51,20 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         }
         return Ok(0);
     }
+    let mut ph = spawn::Phases::new("run");
     let sfd = forwardable_signals()?;
     if let Err(e) = lifecycle::start(&c) {
         let _ = lifecycle::destroy(&c);
         return Err(e);
     }
+    ph.mark("start");
     let pid = c.state.pid;
     let code = wait_loop(pid, &sfd, created.console_master)?;
+    ph.mark("wait");
     if !a.keep {
         let (c, _lock) = Container::lock(&g.root, &a.id)?;
         lifecycle::destroy(&c)?;
+        ph.mark("delete");
     }
     Ok(code)
 }

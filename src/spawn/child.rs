@@ -81,6 +81,8 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     let plan = ctx.plan;
     let spec = ctx.spec;
     let parent = ctx.state.creator_pid;
+    // `--debug` timings, written to the log by this process.
+    let mut ph = super::Phases::new("child");
     die_with_parent(parent)?;
     // First of all, so that everything this process forks or runs is in the container's
     // cgroups, and a cgroup namespace made below is rooted there.
@@ -130,6 +132,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         second_fork(ctx)?;
     }
     nix::unistd::setsid().map_err(|e| anyhow!("setsid: {e}"))?;
+    ph.mark("cgroup+namespaces");
 
     // ---- rootfs ----
     let rootfs = &ctx.bundle.rootfs;
@@ -153,6 +156,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     root.mkdir_all(&plan.cwd, rootfs::resolve::Kind::Dir)
         .map_err(|e| anyhow!("process.cwd: {e:#}"))?;
     drop(root);
+    ph.mark("mounts");
 
     // ---- hooks in the runtime namespace (run by berth), then createContainer here ----
     let mut host_pid = 0;
@@ -182,6 +186,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     {
         rootfs::readonly_root(plan.in_userns)?;
     }
+    ph.mark("pivot, masked and read-only paths");
     if plan.terminal {
         let (master, peer) = crate::tty::open_pty()?;
         if let Some(sz) = spec.process().as_ref().and_then(|p| p.console_size()) {
@@ -277,6 +282,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     {
         hand_over_listener(ctx, l)?;
     }
+    ph.mark("process");
     ctx.sync.send(&Msg::Ready)?;
     wait_for_start(ctx.fifo)?;
 

@@ -46,23 +46,26 @@ pub struct Created {
 }
 
 /// Per-phase timings for `--debug`.
-struct Phases {
+pub struct Phases {
     last: std::time::Instant,
     on: bool,
+    of: &'static str,
 }
 
 impl Phases {
-    fn new() -> Phases {
+    pub fn new(of: &'static str) -> Phases {
         Phases {
             last: std::time::Instant::now(),
             on: logger::debug_enabled(),
+            of,
         }
     }
-    fn mark(&mut self, what: &str) {
+    pub fn mark(&mut self, what: &str) {
         if self.on {
             let now = std::time::Instant::now();
             logger::debug(&format!(
-                "create phase {what}: {:.2} ms",
+                "{} phase {what}: {:.2} ms",
+                self.of,
                 (now - self.last).as_secs_f64() * 1000.0
             ));
             self.last = now;
@@ -162,7 +165,7 @@ fn claim(root: &Path, st: &State, config: &[u8]) -> Result<PathBuf> {
 }
 
 pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
-    let mut ph = Phases::new();
+    let mut ph = Phases::new("create");
     crate::container::validate_id(&opts.id)?;
     let plan = plan::Plan::new(&bundle, opts).context("config.json")?;
     ph.mark("parse+validate");
