@@ -95,12 +95,13 @@ pub fn mount_all(root: &Root, spec: &Spec, ctx: &mounts::Ctx, userns: bool) -> R
                 devs.push(devices::from_spec(d, i)?);
             }
         }
-        let res = devs
-            .iter()
-            .try_for_each(|d| devices::create(root, d, userns));
+        let res = devices::open_dev(root).and_then(|dev| {
+            devs.iter()
+                .try_for_each(|d| devices::create(root, dev.as_fd(), d, userns))?;
+            devices::symlinks(dev.as_fd())
+        });
         nix::sys::stat::umask(old);
         res?;
-        devices::symlinks(root)?;
     }
     Ok(())
 }
