@@ -27,7 +27,8 @@ pub struct Ctx<'a> {
     pub bundle: &'a Bundle,
     pub opts: &'a Options,
     pub sync: Channel,
-    pub fifo: RawFd,
+    /// The exec fifo to wait on for `start`; None: wait for `Go` on `sync` (`start_by_socket`).
+    pub fifo: Option<RawFd>,
     pub console: Option<RawFd>,
     pub cgroup: &'a CgroupState,
     /// The cgroup files to move itself with; `v2_placed`: clone3 did the cgroup2 part.
@@ -284,7 +285,11 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     }
     ph.mark("process");
     ctx.sync.send(&Msg::Ready)?;
-    wait_for_start(ctx.fifo)?;
+    match ctx.fifo {
+        Some(f) => wait_for_start(f)?,
+        // `run`: berth says go on the sync socket (or is gone: then this process ends).
+        None => wait_for_go(&ctx.sync)?,
+    }
 
     if let Some(h) = spec.hooks()
         && h.start_container().as_ref().is_some_and(|v| !v.is_empty())
@@ -582,6 +587,25 @@ fn wait_for_start(fifo: RawFd) -> Result<()> {
             }
             Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => bail!("reading the exec fifo: {e}"),
+        }
+    }
+}
+
+/// Block until berth sends `Go` on the sync socket (`run`). A plain read(2), as for the exec
+/// fifo: the container's seccomp profile may be loaded already, and may not allow recvmsg.
+fn wait_for_go(sync: &Channel) -> Result<()> {
+    let mut b = [0u8; 64];
+    loop {
+        match nix::unistd::read(sync.fd.as_fd(), &mut b) {
+            Ok(0) => bail!("berth went away before starting the container"),
+            Ok(n) => {
+                return match serde_json::from_slice::<Msg>(&b[..n]) {
+                    Ok(Msg::Go) => Ok(()),
+                    _ => bail!("unexpected message from berth while waiting for start"),
+                };
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("waiting for start: {e}"),
         }
     }
 }
