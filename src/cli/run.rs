@@ -65,8 +65,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let code = wait_loop(pid, &sfd, created.console_master)?;
     ph.mark("wait");
     if !a.keep {
-        let (c, _lock) = Container::lock(&g.root, &a.id)?;
-        lifecycle::destroy_known(&c, hooks.as_ref())?;
+        // The state this process wrote at create (nothing else rewrites state.json).
+        let _lock = Container::lock_dir(&g.root, &a.id)?;
+        lifecycle::destroy_known(&created.container, hooks.as_ref())?;
         ph.mark("delete");
     }
     Ok(code)
