@@ -410,6 +410,7 @@ mod fuzz {
             preserve_fds: 0,
             no_pivot: false,
             no_new_keyring: false,
+            start_by_socket: false,
         };
         crate::spawn::plan::Plan::new(&b, &opts)?;
         Ok(())

@@ -55,6 +55,53 @@ fn all_hooks_run_in_order_with_state() {
 }
 
 #[test]
+fn run_runs_the_hooks_of_the_bundle_in_order() {
+    // `run` starts and deletes the container itself, with the hooks of the config it created
+    // it from (not re-read from the state directory).
+    let env = Env::new("runhooks");
+    let id = env.id("a");
+    let log = env.tmp.join("hooks.log");
+    let mut b = env.bundle(&id, &["true"]);
+    b.config["hooks"] = json!({
+        "prestart": [hook(&log, "prestart")],
+        "createRuntime": [hook(&log, "createRuntime")],
+        "createContainer": [hook(&log, "createContainer")],
+        "poststart": [hook(&log, "poststart")],
+        "poststop": [hook(&log, "poststop")]
+    });
+    let (code, _, err) = env.run(&id, &b);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<(&str, serde_json::Value)> = text
+        .lines()
+        .map(|l| {
+            let (n, st) = l.split_once(' ').unwrap();
+            (n, serde_json::from_str(st).unwrap())
+        })
+        .collect();
+    let names: Vec<&str> = lines.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ]
+    );
+    let (_, post) = &lines[3];
+    assert_eq!(post["id"], id.as_str());
+    assert_eq!(post["status"], "running");
+    assert!(post["pid"].as_i64().unwrap() > 0);
+    assert_eq!(lines[4].1["status"], "stopped");
+    assert!(
+        !env.root.join(&id).exists(),
+        "run must delete the container"
+    );
+}
+
+#[test]
 fn failing_create_hook_fails_create_and_poststop_failure_is_a_warning() {
     let env = Env::new("hookfail");
     let id = env.id("a");

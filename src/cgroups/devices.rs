@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 use std::path::Path;
 
-use super::fs::write_file;
+use std::io::Write;
 
 pub const ACC_MKNOD: u32 = 1;
 pub const ACC_READ: u32 = 2;
@@ -153,38 +153,41 @@ pub fn rules(spec: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
     Ok(out)
 }
 
-/// v1: reset to deny-all, then each rule in order.
+/// v1: reset to deny-all, then each rule in order. devices.allow and devices.deny are opened
+/// once each: every write(2) to them is one rule.
 pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<()> {
-    write_file(dir, "devices.deny", "a", "linux.resources.devices")?;
-    for (i, r) in rules.iter().enumerate() {
-        let (file, line) = if r.is_all() {
-            (
-                if r.allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                },
-                "a".to_string(),
-            )
+    let mut files: [Option<std::fs::File>; 2] = [None, None];
+    let mut put = |allow: bool, line: &str, field: &str| -> Result<()> {
+        let name = if allow {
+            "devices.allow"
         } else {
-            (
-                if r.allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                },
-                r.v1_line(),
-            )
+            "devices.deny"
+        };
+        let slot = &mut files[allow as usize];
+        if slot.is_none() {
+            *slot = Some(super::fs::open_w(dir, name, field)?);
+        }
+        match slot.as_mut().map(|f| f.write_all(line.as_bytes())) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => bail!(
+                "{field}: writing {line:?} to {}: {}",
+                dir.join(name).display(),
+                std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0))
+            ),
+            None => bail!("{field}: {} is not open", dir.join(name).display()),
+        }
+    };
+    put(false, "a", "linux.resources.devices")?;
+    for (i, r) in rules.iter().enumerate() {
+        let line = if r.is_all() {
+            "a".to_string()
+        } else {
+            r.v1_line()
         };
         if i == 0 && !r.allow && r.is_all() {
             continue;
         }
-        write_file(
-            dir,
-            file,
-            &line,
-            &format!("linux.resources.devices ({line})"),
-        )?;
+        put(r.allow, &line, &format!("linux.resources.devices ({line})"))?;
     }
     Ok(())
 }

@@ -123,6 +123,24 @@ pub fn own_cgroups() -> Result<HashMap<String, String>> {
 
 /// Write a cgroup file; the error names the config field and the file. The file is never
 /// created: a missing one means the controller or the feature is absent on this host.
+/// Open a cgroup file for writing; a missing file is reported as unsupported by the host.
+pub fn open_w(dir: &Path, file: &str, field: &str) -> Result<std::fs::File> {
+    let p = dir.join(file);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow!(
+                    "{field}: {} does not exist: not supported by this host's cgroups",
+                    p.display()
+                )
+            } else {
+                anyhow!("{field}: opening {}: {e}", p.display())
+            }
+        })
+}
+
 pub fn write_file(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
     use std::io::Write;
     let p = dir.join(file);

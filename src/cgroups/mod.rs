@@ -276,6 +276,12 @@ impl Manager {
     pub fn destroy(&self) -> Result<()> {
         let mut err = None;
         for d in self.dirs() {
+            // Usually a leaf: one rmdir. Sub-cgroups (EBUSY) go first, leaves first.
+            match std::fs::remove_dir(d) {
+                Ok(()) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(_) => {}
+            }
             for sub in fs::sub_cgroups(d) {
                 if let Err(e) = fs::remove_dir(&sub) {
                     err = Some(e);

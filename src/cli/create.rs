@@ -44,6 +44,7 @@ pub fn options(id: &str, f: &CreateFlags, relay: bool) -> spawn::Options {
         preserve_fds: f.preserve_fds,
         no_pivot: f.no_pivot,
         no_new_keyring: f.no_new_keyring,
+        start_by_socket: false,
     }
 }
 

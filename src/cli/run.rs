@@ -42,25 +42,33 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         nix::sys::prctl::set_child_subreaper(true).map_err(|e| anyhow!("prctl(SUBREAPER): {e}"))?;
     }
     let relay = terminal && a.flags.console_socket.is_none();
-    let created = spawn::create(&g.root, bundle, &options(&a.id, &a.flags, relay))?;
-    let c = created.container;
+    // Start and delete below use these, not the copy of config.json saved at create.
+    let hooks = bundle.spec.hooks().clone();
+    let mut opts = options(&a.id, &a.flags, relay);
+    opts.start_by_socket = true;
+    let mut created = spawn::create(&g.root, bundle, &opts)?;
     if a.detach {
-        if let Err(e) = lifecycle::start(&c) {
-            let _ = lifecycle::destroy(&c);
+        if let Err(e) = created.start(hooks.as_ref()) {
+            let _ = lifecycle::destroy_known(&created.container, hooks.as_ref());
             return Err(e);
         }
         return Ok(0);
     }
+    let mut ph = spawn::Phases::new("run");
     let sfd = forwardable_signals()?;
-    if let Err(e) = lifecycle::start(&c) {
-        let _ = lifecycle::destroy(&c);
+    if let Err(e) = created.start(hooks.as_ref()) {
+        let _ = lifecycle::destroy_known(&created.container, hooks.as_ref());
         return Err(e);
     }
-    let pid = c.state.pid;
+    ph.mark("start");
+    let pid = created.container.state.pid;
     let code = wait_loop(pid, &sfd, created.console_master)?;
+    ph.mark("wait");
     if !a.keep {
-        let (c, _lock) = Container::lock(&g.root, &a.id)?;
-        lifecycle::destroy(&c)?;
+        // The state this process wrote at create (nothing else rewrites state.json).
+        let _lock = Container::lock_dir(&g.root, &a.id)?;
+        lifecycle::destroy_known(&created.container, hooks.as_ref())?;
+        ph.mark("delete");
     }
     Ok(code)
 }

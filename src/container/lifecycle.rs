@@ -2,12 +2,12 @@
 
 use anyhow::{Result, anyhow, bail};
 use nix::sys::signal::Signal;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Hooks, Spec};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
-use super::state::{Container, EXEC_FIFO, Status, process_matches};
+use super::state::{CONFIG_FILE, Container, EXEC_FIFO, STATE_FILE, Status, process_matches};
 use crate::cgroups::Manager;
 use crate::hooks;
 
@@ -35,6 +35,18 @@ pub fn saved_hooks(c: &Container) -> Result<Option<oci_spec::runtime::Hooks>> {
 
 /// Let a created container's process exec, then run the poststart hooks.
 pub fn start(c: &Container) -> Result<()> {
+    start_with(c, None)
+}
+
+/// The hooks given by the caller, or those of the saved config.json.
+fn hooks_of(c: &Container, known: Option<Option<&Hooks>>) -> Result<Option<Hooks>> {
+    match known {
+        Some(h) => Ok(h.cloned()),
+        None => saved_hooks(c),
+    }
+}
+
+fn start_with(c: &Container, known: Option<Option<&Hooks>>) -> Result<()> {
     let id = &c.state.id;
     match c.status() {
         Status::Created => {}
@@ -63,7 +75,14 @@ pub fn start(c: &Container) -> Result<()> {
         .map_err(|e| anyhow!("cannot start container {id:?}: {e}"))?;
     drop(f);
     let _ = std::fs::remove_file(&fifo);
-    if let Some(h) = saved_hooks(c)? {
+    poststart(c, known)
+}
+
+/// The poststart hooks, once the container's process was let go; `known`: the hooks when the
+/// caller has them in memory (`run`, which created the container from the same config.json
+/// that was saved), otherwise they are read from the saved copy.
+pub fn poststart(c: &Container, known: Option<Option<&Hooks>>) -> Result<()> {
+    if let Some(h) = hooks_of(c, known)? {
         let st = serde_json::to_vec(&c.oci_state(Status::Running))?;
         hooks::run_all_warn("poststart", h.poststart().as_ref(), &st);
     }
@@ -73,6 +92,15 @@ pub fn start(c: &Container) -> Result<()> {
 /// Remove a container: kill what is left, remove its cgroup, run poststop hooks, remove its
 /// state directory. The caller decides whether the status allows it.
 pub fn destroy(c: &Container) -> Result<()> {
+    destroy_with(c, None)
+}
+
+/// `destroy` with the hooks already in memory (see `start_known`).
+pub fn destroy_known(c: &Container, hooks: Option<&Hooks>) -> Result<()> {
+    destroy_with(c, Some(hooks))
+}
+
+fn destroy_with(c: &Container, known: Option<Option<&Hooks>>) -> Result<()> {
     let mgr = c.state.cgroup.as_ref().map(Manager::from_state);
     if let Some(m) = &mgr {
         if m.is_frozen() {
@@ -85,24 +113,36 @@ pub fn destroy(c: &Container) -> Result<()> {
     }
     wait_gone(c.state.pid, c.state.pid_start, Duration::from_secs(10));
     if let Some(m) = &mgr {
-        empty_and_remove_cgroup(m)?;
+        // Thawed and signalled above.
+        remove_cgroup(m)?;
     }
     if c.state.status != Status::Creating
-        && let Ok(Some(h)) = saved_hooks(c)
+        && let Ok(Some(h)) = hooks_of(c, known)
     {
         let st = serde_json::to_vec(&c.oci_state(Status::Stopped))?;
         hooks::run_all_warn("poststop", h.poststop().as_ref(), &st);
     }
-    std::fs::remove_dir_all(&c.dir)
-        .or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(|e| anyhow!("removing {}: {e}", c.dir.display()))?;
-    Ok(())
+    remove_state_dir(&c.dir)
+}
+
+/// The files berth keeps in a state directory (the exec fifo and config.json first: a
+/// directory whose state.json is still there is a container `delete` can finish removing),
+/// then the directory; anything else in it is removed by a walk.
+fn remove_state_dir(dir: &std::path::Path) -> Result<()> {
+    for f in [EXEC_FIFO, CONFIG_FILE, STATE_FILE] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let not_found = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
+    std::fs::remove_dir(dir)
+        .or_else(not_found)
+        .or_else(|_| std::fs::remove_dir_all(dir).or_else(not_found))
+        .map_err(|e| anyhow!("removing {}: {e}", dir.display()))
 }
 
 /// Kill whatever is left in a container's cgroup and remove it (thawed first: a frozen task
@@ -112,6 +152,11 @@ pub fn empty_and_remove_cgroup(m: &Manager) -> Result<()> {
         let _ = m.thaw();
     }
     let _ = m.kill_all(Signal::SIGKILL);
+    remove_cgroup(m)
+}
+
+/// Wait until a signalled cgroup is empty (signalling again), then remove it.
+fn remove_cgroup(m: &Manager) -> Result<()> {
     // Processes leave the cgroup shortly after they die.
     let deadline = Instant::now() + Duration::from_secs(5);
     while m.pids().map(|p| !p.is_empty()).unwrap_or(false) && Instant::now() < deadline {

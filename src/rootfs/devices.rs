@@ -7,7 +7,7 @@ use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
 use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
 use nix::unistd::{Gid, Uid, fchownat};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::resolve::{Kind, Root, fd_path};
@@ -74,22 +74,27 @@ pub fn from_spec(d: &oci_spec::runtime::LinuxDevice, idx: usize) -> Result<Dev> 
     })
 }
 
-/// Create one device node in the rootfs.
-pub fn create(root: &Root, d: &Dev, bind: bool) -> Result<()> {
+/// The container's /dev (created if missing), opened once for the devices and symlinks made
+/// in it.
+pub fn open_dev(root: &Root) -> Result<OwnedFd> {
+    drop(
+        root.mkdir_all(Path::new("/dev"), Kind::Dir)
+            .map_err(|e| anyhow!("/dev in the rootfs: {e:#}"))?,
+    );
+    // mknodat needs a real directory fd, not O_PATH.
+    root.open_follow(Path::new("/dev"), libc::O_DIRECTORY | libc::O_RDONLY)
+        .map_err(|e| anyhow!("opening /dev in the rootfs: {e}"))
+}
+
+/// Create one device node in the rootfs; `dev` is the container's /dev (see `open_dev`), used
+/// for the nodes directly in it. The caller has set the umask to 0.
+pub fn create(root: &Root, dev: BorrowedFd, d: &Dev, bind: bool) -> Result<()> {
     let what = |e: String| anyhow!("creating device {}: {e}", d.path.display());
     let parent = d.path.parent().unwrap_or(Path::new("/dev"));
     let name = d
         .path
         .file_name()
         .ok_or_else(|| what("no file name".into()))?;
-    let dir = root
-        .mkdir_all(parent, Kind::Dir)
-        .map_err(|e| what(format!("{e:#}")))?;
-    // mknodat needs a real directory fd, not O_PATH.
-    let dirfd = root
-        .open_follow(parent, libc::O_DIRECTORY | libc::O_RDONLY)
-        .map_err(|e| what(format!("opening {}: {e}", parent.display())))?;
-    drop(dir);
     if bind {
         let t = root
             .mkdir_all(&d.path, Kind::File)
@@ -103,35 +108,60 @@ pub fn create(root: &Root, d: &Dev, bind: bool) -> Result<()> {
         )
         .map_err(|e| what(format!("binding from the host: {e}")));
     }
-    match nix::unistd::unlinkat(dirfd.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => {}
-        Err(e) => return Err(what(format!("removing what is there: {e}"))),
-    }
-    mknodat(
-        dirfd.as_fd(),
-        name,
-        d.kind,
-        Mode::from_bits_truncate(d.mode),
-        makedev(d.major, d.minor),
-    )
-    .map_err(|e| what(format!("mknod: {e}")))?;
-    // mknod applies the umask: set the exact mode.
-    nix::sys::stat::fchmodat(
-        dirfd.as_fd(),
-        name,
-        Mode::from_bits_truncate(d.mode),
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-    )
-    .or_else(|e| {
-        if e == Errno::EOPNOTSUPP {
-            Ok(())
-        } else {
-            Err(e)
+    let other;
+    let dirfd = if parent == Path::new("/dev") {
+        dev
+    } else {
+        drop(
+            root.mkdir_all(parent, Kind::Dir)
+                .map_err(|e| what(format!("{e:#}")))?,
+        );
+        other = root
+            .open_follow(parent, libc::O_DIRECTORY | libc::O_RDONLY)
+            .map_err(|e| what(format!("opening {}: {e}", parent.display())))?;
+        other.as_fd()
+    };
+    let mknod = || {
+        mknodat(
+            dirfd,
+            name,
+            d.kind,
+            Mode::from_bits_truncate(d.mode),
+            makedev(d.major, d.minor),
+        )
+    };
+    // Whatever is there (a file of the image's /dev) is replaced.
+    match mknod() {
+        Err(Errno::EEXIST) => {
+            match nix::unistd::unlinkat(dirfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(what(format!("removing what is there: {e}"))),
+            }
+            mknod()
         }
-    })
-    .map_err(|e| what(format!("chmod: {e}")))?;
+        r => r,
+    }
+    .map_err(|e| what(format!("mknod: {e}")))?;
+    // With the umask at 0, mknod gave the permission bits exactly; setuid, setgid and sticky
+    // bits need a chmod.
+    if d.mode & !0o777 != 0 {
+        nix::sys::stat::fchmodat(
+            dirfd,
+            name,
+            Mode::from_bits_truncate(d.mode),
+            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+        )
+        .or_else(|e| {
+            if e == Errno::EOPNOTSUPP {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| what(format!("chmod: {e}")))?;
+    }
     fchownat(
-        dirfd.as_fd(),
+        dirfd,
         name,
         Some(Uid::from_raw(d.uid)),
         Some(Gid::from_raw(d.gid)),
@@ -142,10 +172,7 @@ pub fn create(root: &Root, d: &Dev, bind: bool) -> Result<()> {
 }
 
 /// /dev/fd, /dev/std{in,out,err}, /dev/ptmx and (where it exists) /dev/core.
-pub fn symlinks(root: &Root) -> Result<()> {
-    let dev = root
-        .open_follow(Path::new("/dev"), libc::O_DIRECTORY | libc::O_RDONLY)
-        .map_err(|e| anyhow!("opening /dev in the rootfs: {e}"))?;
+pub fn symlinks(dev: BorrowedFd) -> Result<()> {
     let mut links = vec![
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -159,10 +186,9 @@ pub fn symlinks(root: &Root) -> Result<()> {
     for (target, name) in links {
         if name == "ptmx" {
             // Replace a device node or file with the symlink into the container's devpts.
-            let _ =
-                nix::unistd::unlinkat(dev.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let _ = nix::unistd::unlinkat(dev, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
-        match nix::unistd::symlinkat(target, dev.as_fd(), name) {
+        match nix::unistd::symlinkat(target, dev, name) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(anyhow!("creating symlink /dev/{name}: {e}")),
         }

@@ -27,8 +27,14 @@ pub fn prepare_root(rootfs: &Path, propagation: Option<&str>) -> Result<MsFlags>
     };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .map_err(|e| anyhow!("setting mount propagation of /: {e}"))?;
-    // pivot_root refuses a new root whose parent mount is shared.
-    make_parent_private(rootfs)?;
+    // pivot_root refuses a new root whose parent mount is shared. After a recursive slave,
+    // private or unbindable propagation of / (the default: rslave) no mount of this
+    // namespace is shared any more, so there is nothing to look up in mountinfo.
+    let none_shared = prop.contains(MsFlags::MS_REC)
+        && prop.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE);
+    if !none_shared {
+        make_parent_private(rootfs)?;
+    }
     mount(
         Some(rootfs),
         rootfs,
@@ -95,12 +101,13 @@ pub fn mount_all(root: &Root, spec: &Spec, ctx: &mounts::Ctx, userns: bool) -> R
                 devs.push(devices::from_spec(d, i)?);
             }
         }
-        let res = devs
-            .iter()
-            .try_for_each(|d| devices::create(root, d, userns));
+        let res = devices::open_dev(root).and_then(|dev| {
+            devs.iter()
+                .try_for_each(|d| devices::create(root, dev.as_fd(), d, userns))?;
+            devices::symlinks(dev.as_fd())
+        });
         nix::sys::stat::umask(old);
         res?;
-        devices::symlinks(root)?;
     }
     Ok(())
 }

@@ -279,6 +279,10 @@ pub fn mount_entry(root: &Root, m: &Mount, idx: usize, ctx: &Ctx) -> Result<()> 
             Err(e) => return Err(what(format!("{e}"))),
         }
     }
+    if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clr == 0 {
+        return Ok(());
+    }
+    // The new mount, resolved again (the descriptor above is the directory under it).
     let target = root
         .open_path(dest)?
         .ok_or_else(|| what("vanished after mounting".into()))?;
@@ -386,49 +390,63 @@ fn mount_cgroup(root: &Root, dest: &Path, opts: &Opts, ctx: &Ctx) -> Result<()> 
         Some("mode=755"),
     )
     .map_err(|e| anyhow!("mounting tmpfs: {e}"))?;
-    for (key, dir) in &cg.v1 {
-        let name = key.strip_prefix("name=").unwrap_or(key);
-        let sub = dest.join(name);
-        let t = root.mkdir_all(&sub, Kind::Dir)?;
+    // The fresh tmpfs, resolved again (`target` is the directory under it). It holds only
+    // what is made below, before anything runs in the container: its entries are opened
+    // relative to it, without following symlinks, instead of walking from the root each time.
+    let cgdir = root.mkdir_all(dest, Kind::Dir)?;
+    let open_sub = |name: &str| -> Result<std::os::fd::OwnedFd> {
+        nix::fcntl::openat(
+            cgdir.as_fd(),
+            name,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| anyhow!("opening {}: {e}", dest.join(name).display()))
+    };
+    let bind_ro = |name: &str, dir: &Path| -> Result<()> {
+        match nix::sys::stat::mkdirat(
+            cgdir.as_fd(),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => bail!("creating {}: {e}", dest.join(name).display()),
+        }
+        let t = open_sub(name)?;
         mount(
-            Some(dir.as_path()),
+            Some(dir),
             &fd_path(t.as_fd()),
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
         )
         .map_err(|e| anyhow!("binding {}: {e}", dir.display()))?;
-        let t2 = root.mkdir_all(&sub, Kind::Dir)?;
+        // The bind mount just made on it.
+        let t2 = open_sub(name)?;
         remount_bind(&fd_path(t2.as_fd()), common, ctx.in_userns)
-            .map_err(|e| anyhow!("remounting {}: {e}", sub.display()))?;
+            .map_err(|e| anyhow!("remounting {}: {e}", dest.join(name).display()))
+    };
+    for (key, dir) in &cg.v1 {
+        let name = key.strip_prefix("name=").unwrap_or(key);
+        bind_ro(name, dir)?;
         // Co-mounted controllers (cpu,cpuacct) are also reachable by each name.
         if key.contains(',') {
-            let d = root.mkdir_all(dest, Kind::Dir)?;
             for c in key.split(',') {
-                let _ = nix::unistd::symlinkat(Path::new(key.as_str()), d.as_fd(), Path::new(c));
+                let _ =
+                    nix::unistd::symlinkat(Path::new(key.as_str()), cgdir.as_fd(), Path::new(c));
             }
         }
     }
     if let Some(d) = &cg.v2 {
-        let sub = dest.join("unified");
-        let t = root.mkdir_all(&sub, Kind::Dir)?;
-        mount(
-            Some(d.as_path()),
-            &fd_path(t.as_fd()),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("binding {}: {e}", d.display()))?;
-        let t2 = root.mkdir_all(&sub, Kind::Dir)?;
-        remount_bind(&fd_path(t2.as_fd()), common, ctx.in_userns)
-            .map_err(|e| anyhow!("remounting: {e}"))?;
+        bind_ro("unified", d)?;
     }
     if ro {
-        let t = root.mkdir_all(dest, Kind::Dir)?;
         mount(
             None::<&str>,
-            &fd_path(t.as_fd()),
+            &fd_path(cgdir.as_fd()),
             None::<&str>,
             MsFlags::MS_REMOUNT | common,
             Some("mode=755"),

@@ -65,6 +65,22 @@ impl Root {
     /// Make sure `p` exists inside the root as a directory or an empty file, creating missing
     /// parent directories (mode 0755), and return an O_PATH descriptor of it.
     pub fn mkdir_all(&self, p: &Path, kind: Kind) -> Result<OwnedFd> {
+        let want_last_dir = matches!(kind, Kind::Dir);
+        // The usual case, a target that exists: one resolution of the whole path, which is
+        // the object the walk below would end at (every prefix is resolved in the root too).
+        let flags = libc::O_PATH | if want_last_dir { libc::O_DIRECTORY } else { 0 };
+        match openat2(
+            self.fd.as_fd(),
+            &rel(p),
+            flags,
+            0,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        ) {
+            Ok(fd) => return Ok(fd),
+            // Missing, or not a directory somewhere: the walk creates or names it.
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {}
+            Err(e) => return Err(anyhow!("resolving {} in the rootfs: {e}", p.display())),
+        }
         let comps: Vec<&std::ffi::OsStr> = p
             .components()
             .filter_map(|c| match c {
@@ -72,19 +88,13 @@ impl Root {
                 _ => None,
             })
             .collect();
-        let mut cur: OwnedFd = openat2(
-            self.fd.as_fd(),
-            Path::new("."),
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            RESOLVE_IN_ROOT,
-        )
-        .map_err(|e| anyhow!("opening rootfs: {e}"))?;
+        // The directory the next component is created in: the root itself, then each prefix.
+        let mut cur: Option<OwnedFd> = None;
         let mut sofar = PathBuf::from("/");
         for (i, c) in comps.iter().enumerate() {
             sofar.push(c);
             let last = i + 1 == comps.len();
-            let want_dir = !last || matches!(kind, Kind::Dir);
+            let want_dir = !last || want_last_dir;
             // Resolve from the root each time so symlinks stay inside it.
             let flags = libc::O_PATH | if want_dir { libc::O_DIRECTORY } else { 0 };
             match openat2(
@@ -95,7 +105,7 @@ impl Root {
                 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
             ) {
                 Ok(fd) => {
-                    cur = fd;
+                    cur = Some(fd);
                     continue;
                 }
                 Err(Errno::ENOENT) => {}
@@ -108,7 +118,7 @@ impl Root {
                 Err(e) => return Err(anyhow!("resolving {} in the rootfs: {e}", sofar.display())),
             }
             // Create it in the parent we hold (a dangling symlink at this name fails with EEXIST).
-            let parent = cur.as_fd();
+            let parent = cur.as_ref().map_or(self.fd.as_fd(), |f| f.as_fd());
             let name = Path::new(c);
             if want_dir {
                 match nix::sys::stat::mkdirat(parent, name, Mode::from_bits_truncate(0o755)) {
@@ -140,16 +150,29 @@ impl Root {
                     }
                 }
             }
-            cur = openat2(
-                self.fd.as_fd(),
-                &rel(&sofar),
-                flags,
-                0,
-                RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-            )
-            .map_err(|e| anyhow!("resolving {} in the rootfs: {e}", sofar.display()))?;
+            cur = Some(
+                openat2(
+                    self.fd.as_fd(),
+                    &rel(&sofar),
+                    flags,
+                    0,
+                    RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+                )
+                .map_err(|e| anyhow!("resolving {} in the rootfs: {e}", sofar.display()))?,
+            );
         }
-        Ok(cur)
+        match cur {
+            Some(fd) => Ok(fd),
+            // The root itself ("/" or ".").
+            None => openat2(
+                self.fd.as_fd(),
+                Path::new("."),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                RESOLVE_IN_ROOT,
+            )
+            .map_err(|e| anyhow!("opening rootfs: {e}")),
+        }
     }
 }
 

@@ -27,7 +27,8 @@ pub struct Ctx<'a> {
     pub bundle: &'a Bundle,
     pub opts: &'a Options,
     pub sync: Channel,
-    pub fifo: RawFd,
+    /// The exec fifo to wait on for `start`; None: wait for `Go` on `sync` (`start_by_socket`).
+    pub fifo: Option<RawFd>,
     pub console: Option<RawFd>,
     pub cgroup: &'a CgroupState,
     /// The cgroup files to move itself with; `v2_placed`: clone3 did the cgroup2 part.
@@ -81,6 +82,8 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     let plan = ctx.plan;
     let spec = ctx.spec;
     let parent = ctx.state.creator_pid;
+    // `--debug` timings, written to the log by this process.
+    let mut ph = super::Phases::new("child");
     die_with_parent(parent)?;
     // First of all, so that everything this process forks or runs is in the container's
     // cgroups, and a cgroup namespace made below is rooted there.
@@ -130,6 +133,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         second_fork(ctx)?;
     }
     nix::unistd::setsid().map_err(|e| anyhow!("setsid: {e}"))?;
+    ph.mark("cgroup+namespaces");
 
     // ---- rootfs ----
     let rootfs = &ctx.bundle.rootfs;
@@ -153,6 +157,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     root.mkdir_all(&plan.cwd, rootfs::resolve::Kind::Dir)
         .map_err(|e| anyhow!("process.cwd: {e:#}"))?;
     drop(root);
+    ph.mark("mounts");
 
     // ---- hooks in the runtime namespace (run by berth), then createContainer here ----
     let mut host_pid = 0;
@@ -182,6 +187,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     {
         rootfs::readonly_root(plan.in_userns)?;
     }
+    ph.mark("pivot, masked and read-only paths");
     if plan.terminal {
         let (master, peer) = crate::tty::open_pty()?;
         if let Some(sz) = spec.process().as_ref().and_then(|p| p.console_size()) {
@@ -277,8 +283,13 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     {
         hand_over_listener(ctx, l)?;
     }
+    ph.mark("process");
     ctx.sync.send(&Msg::Ready)?;
-    wait_for_start(ctx.fifo)?;
+    match ctx.fifo {
+        Some(f) => wait_for_start(f)?,
+        // `run`: berth says go on the sync socket (or is gone: then this process ends).
+        None => wait_for_go(&ctx.sync)?,
+    }
 
     if let Some(h) = spec.hooks()
         && h.start_container().as_ref().is_some_and(|v| !v.is_empty())
@@ -576,6 +587,25 @@ fn wait_for_start(fifo: RawFd) -> Result<()> {
             }
             Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => bail!("reading the exec fifo: {e}"),
+        }
+    }
+}
+
+/// Block until berth sends `Go` on the sync socket (`run`). A plain read(2), as for the exec
+/// fifo: the container's seccomp profile may be loaded already, and may not allow recvmsg.
+fn wait_for_go(sync: &Channel) -> Result<()> {
+    let mut b = [0u8; 64];
+    loop {
+        match nix::unistd::read(sync.fd.as_fd(), &mut b) {
+            Ok(0) => bail!("berth went away before starting the container"),
+            Ok(n) => {
+                return match serde_json::from_slice::<Msg>(&b[..n]) {
+                    Ok(Msg::Go) => Ok(()),
+                    _ => bail!("unexpected message from berth while waiting for start"),
+                };
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("waiting for start: {e}"),
         }
     }
 }

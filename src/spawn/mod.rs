@@ -37,32 +37,57 @@ pub struct Options {
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// `run`: berth starts the container itself, over the sync socket (`Created::start`),
+    /// so no exec fifo is made (a file created and removed on the state root's filesystem).
+    pub start_by_socket: bool,
 }
 
 pub struct Created {
     pub container: Container,
     /// The pty master, when `console_relay` was asked for.
     pub console_master: Option<OwnedFd>,
+    /// With `start_by_socket`: the channel the container's process waits on instead of the
+    /// exec fifo.
+    start: Option<sync::Channel>,
+}
+
+impl Created {
+    /// Let the container's process exec (`start_by_socket`), then run the poststart hooks
+    /// (`hooks`: those of the config this container was created from).
+    pub fn start(&mut self, hooks: Option<&oci_spec::runtime::Hooks>) -> Result<()> {
+        let id = &self.container.state.id;
+        let ch = self
+            .start
+            .take()
+            .ok_or_else(|| anyhow!("cannot start container {id:?}: not created by this process"))?;
+        ch.send(&Msg::Go).map_err(|e| {
+            anyhow!("cannot start container {id:?}: its process is no longer waiting ({e:#})")
+        })?;
+        crate::container::lifecycle::poststart(&self.container, Some(hooks))
+    }
 }
 
 /// Per-phase timings for `--debug`.
-struct Phases {
+pub struct Phases {
     last: std::time::Instant,
     on: bool,
+    of: &'static str,
 }
 
 impl Phases {
-    fn new() -> Phases {
+    pub fn new(of: &'static str) -> Phases {
         Phases {
             last: std::time::Instant::now(),
             on: logger::debug_enabled(),
+            of,
         }
     }
-    fn mark(&mut self, what: &str) {
+    pub fn mark(&mut self, what: &str) {
         if self.on {
             let now = std::time::Instant::now();
             logger::debug(&format!(
-                "create phase {what}: {:.2} ms",
+                "{} phase {what}: {:.2} ms",
+                self.of,
                 (now - self.last).as_secs_f64() * 1000.0
             ));
             self.last = now;
@@ -109,7 +134,7 @@ impl Drop for Rollback {
 
 /// Claim `<root>/<id>` atomically: the directory is built aside with its `creating` state and
 /// renamed into place with RENAME_NOREPLACE, so of two racing creates exactly one wins.
-fn claim(root: &Path, st: &State, config: &[u8]) -> Result<PathBuf> {
+fn claim(root: &Path, st: &State, config: &[u8], fifo: bool) -> Result<PathBuf> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o711)
@@ -126,8 +151,15 @@ fn claim(root: &Path, st: &State, config: &[u8]) -> Result<PathBuf> {
         .create(&tmp)
         .map_err(|e| anyhow!("creating {}: {e}", tmp.display()))?;
     let res = (|| -> Result<()> {
-        // Not fsync'd, for the reason given at Container::save.
-        write_atomic(&tmp.join(STATE_FILE), &serde_json::to_vec(st)?, false)?;
+        // Not fsync'd, for the reason given at Container::save; no temporary file either: the
+        // directory becomes visible (renamed into place) only once it is complete.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(tmp.join(STATE_FILE))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &serde_json::to_vec(st)?))
+            .map_err(|e| anyhow!("writing the state: {e}"))?;
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -135,11 +167,13 @@ fn claim(root: &Path, st: &State, config: &[u8]) -> Result<PathBuf> {
             .open(tmp.join(CONFIG_FILE))
             .and_then(|mut f| std::io::Write::write_all(&mut f, config))
             .map_err(|e| anyhow!("saving config.json in the state dir: {e}"))?;
-        nix::unistd::mkfifo(
-            &tmp.join(EXEC_FIFO),
-            nix::sys::stat::Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| anyhow!("creating the exec fifo: {e}"))?;
+        if fifo {
+            nix::unistd::mkfifo(
+                &tmp.join(EXEC_FIFO),
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+            .map_err(|e| anyhow!("creating the exec fifo: {e}"))?;
+        }
         nix::fcntl::renameat2(
             nix::fcntl::AT_FDCWD,
             &tmp,
@@ -162,7 +196,7 @@ fn claim(root: &Path, st: &State, config: &[u8]) -> Result<PathBuf> {
 }
 
 pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
-    let mut ph = Phases::new();
+    let mut ph = Phases::new("create");
     crate::container::validate_id(&opts.id)?;
     let plan = plan::Plan::new(&bundle, opts).context("config.json")?;
     ph.mark("parse+validate");
@@ -194,7 +228,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         rootless: false,
     };
     let config_bytes = serde_json::to_vec(&bundle.raw)?;
-    let dir = claim(root, &st, &config_bytes)?;
+    let dir = claim(root, &st, &config_bytes, !opts.start_by_socket)?;
     let mut rb = Rollback {
         dir: Some(dir.clone()),
         cgroup: None,
@@ -220,11 +254,16 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     let placement = mgr.placement()?;
     ph.mark("cgroup");
 
-    let fifo = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(dir.join(EXEC_FIFO))
-        .map_err(|e| anyhow!("opening the exec fifo: {e}"))?;
+    let fifo = match opts.start_by_socket {
+        true => None,
+        false => Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(dir.join(EXEC_FIFO))
+                .map_err(|e| anyhow!("opening the exec fifo: {e}"))?,
+        ),
+    };
     let console: Option<OwnedFd> = match (&opts.console_socket, opts.console_relay) {
         (Some(p), _) => Some(crate::tty::connect(p)?),
         (None, true) => None,
@@ -256,7 +295,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 bundle: &bundle,
                 opts,
                 sync: child_ch,
-                fifo: fifo.as_raw_fd(),
+                fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
                 console: console_child,
                 cgroup: mgr.state(),
                 placement: &placement,
@@ -367,6 +406,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     Ok(Created {
         container: c,
         console_master,
+        start: opts.start_by_socket.then_some(parent_ch),
     })
 }
 

@@ -96,9 +96,22 @@ impl Channel {
 
     /// Receive one message; `Ok(None)` when the other side is gone.
     pub fn recv(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
-        let mut buf = vec![0u8; 65536];
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
         loop {
+            // The packet's length first (MSG_TRUNC returns it; the packet stays queued, no
+            // descriptor is taken): a buffer of that size, not 64 KiB zeroed for a message of
+            // ~10 bytes (16 page faults, in a process whose pages were just shared by a fork).
+            let len = match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut [IoSliceMut::new(&mut [])],
+                None,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Ok(m) => m.bytes,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("sync socket: receiving: {e}"),
+            };
+            let mut buf = vec![0u8; len.max(1)];
             let mut iov = [IoSliceMut::new(&mut buf)];
             let r = recvmsg::<()>(
                 self.fd.as_raw_fd(),
