@@ -180,7 +180,18 @@ fn exec_process_json_ioprio_scheduler_affinity() {
     // without `final` the process ends on the cgroup's CPUs).
     if online_cpus() != "0" {
         write(json!({"execCPUAffinity": {"initial": "1"}}));
-        let (code, out, err) = env.exec(&["--debug", "--process", pf, &id]);
+        // --debug is a global option: before the subcommand.
+        let o = env
+            .cmd()
+            .args(["--debug", "exec", "--process", pf, &id])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let (code, out, err) = (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
         assert_eq!(code, 0, "{err}");
         let key = "CPU affinity before joining the cgroup: ";
         let at = err
