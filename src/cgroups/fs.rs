@@ -166,7 +166,7 @@ pub fn write_file(dir: &Path, file: &str, value: &str, field: &str) -> Result<()
 
 /// Read a cgroup file, trimmed ("" when it cannot be read).
 pub fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file))
+    crate::sys::read_small_string(&dir.join(file))
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
 }

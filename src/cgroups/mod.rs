@@ -213,12 +213,9 @@ impl Manager {
 
     pub fn is_frozen(&self) -> bool {
         match self.freezer() {
-            Some((d, true)) => {
-                std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
-            }
-            Some((d, false)) => {
-                std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
-            }
+            Some((d, true)) => fs::read(&d, "cgroup.freeze") == "1",
+            // "" when unreadable (the cgroup is gone): not frozen.
+            Some((d, false)) => !matches!(fs::read(&d, "freezer.state").as_str(), "THAWED" | ""),
             None => false,
         }
     }

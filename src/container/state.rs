@@ -79,7 +79,7 @@ impl Container {
     pub fn load(root: &Path, id: &str) -> Result<Container> {
         crate::container::validate_id(id)?;
         let dir = container_dir(root, id);
-        let text = match std::fs::read(dir.join(STATE_FILE)) {
+        let text = match crate::sys::read_small(&dir.join(STATE_FILE)) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 bail!("container {id:?} does not exist")
@@ -246,7 +246,7 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::sys::read_small_string(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split(' ');
