@@ -20,7 +20,8 @@ fn main() {
 /// `make link-order`) at the start of .text. A command then faults in a few compact 64 KiB windows
 /// of code instead of most of the binary: peak RSS of `create` falls by about 1 MiB. Needs rustc's
 /// default linker on this target, rust-lld (rustc >= 1.90); BERTH_NO_ORDER=1 turns it off.
-/// The link map is kept next to the binary (target/release/berth.map) for hack/link/ tools.
+/// The link map is kept next to the binary (target/release/berth.map) for hack/link/ tools; the
+/// unit-test harness of the bin gets the same link arguments and overwrites it (the tools check).
 fn link_layout() {
     println!("cargo:rerun-if-env-changed=BERTH_NO_ORDER");
     println!("cargo:rerun-if-changed=hack/link/berth.order");
@@ -59,7 +60,7 @@ fn link_layout() {
         .and_then(|o| Path::new(o).ancestors().nth(3))
     {
         println!(
-            "cargo:rustc-link-arg-bins=-Wl,-Map={}",
+            "cargo:rustc-link-arg-bin=berth=-Wl,-Map={}",
             dir.join("berth.map").display()
         );
     }

@@ -508,7 +508,7 @@ class Bench:
                 # The hot-first layout (build.rs, hack/link/): a stale order file shows up as RSS.
                 repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
                 chk = subprocess.run([sys.executable, os.path.join(repo, "hack/link/check.py"),
-                                      rt.path + ".map", os.path.join(repo, "hack/link/berth.order")],
+                                      rt.path, os.path.join(repo, "hack/link/berth.order")],
                                      capture_output=True, text=True)
                 out(f"  {'':<9} {(chk.stdout or chk.stderr).strip()}")
         out()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How well hack/link/berth.order still fits a build: python3 hack/link/check.py MAP ORDER
+"""How well hack/link/berth.order still fits a build: python3 hack/link/check.py BINARY ORDER
 
 Prints one line: how many of the order file's functions the build still has (renamed or new
 functions on the hot paths fall out of the hot region and cost page faults again) and the size
@@ -9,15 +9,19 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from profile import text_sections  # noqa: E402  (same map parser as the profiler)
+from mkorder import map_is_of, text_sections  # noqa: E402  (same parsers as the profiler)
 
 
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    map_path, order_path = sys.argv[1:]
+    binary, order_path = sys.argv[1:]
+    map_path = binary + ".map"
     if not os.path.isfile(map_path):
         print(f"link order: no link map at {map_path} (not a release build by rust-lld?)")
+        return
+    if not map_is_of(binary, map_path):
+        print(f"link order: not checked ({map_path} was written by a later `cargo test` link)")
         return
     present = {sym for _, sym in text_sections(map_path)}
     with open(order_path) as f:

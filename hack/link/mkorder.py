@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write hack/link/berth.order: the functions a container's everyday lifecycle runs, hot first.
 
-    python3 hack/link/profile.py BINARY LINK_MAP ROOTFS OUT
+    python3 hack/link/mkorder.py BINARY LINK_MAP ROOTFS OUT
 
 BINARY is a release build and LINK_MAP its lld map (build.rs writes target/release/berth.map;
 `make link-order` runs this and relinks). Every function's input section in the map gets a uprobe
@@ -10,7 +10,8 @@ drives (create, start, state, list, exec, kill, delete, run, ps, update, pause/r
 --stats) runs a few times with the bench's bundle; the functions that fired, in order of first
 hit, are written one symbol per line. rust-lld places them first in .text
 (`--symbol-ordering-file`, see build.rs), so a command faults in a few compact 64 KiB windows of
-code instead of most of the binary. Uprobes and the tracing instance are removed on every path.
+code instead of most of the binary. Uprobes, the tracing instance and a tracefs mount it made
+are removed on every path.
 """
 import os
 import re
@@ -55,6 +56,25 @@ def text_sections(map_path):
     return out
 
 
+def map_is_of(binary, map_path):
+    """Whether the link map was written by the link that made BINARY. `cargo test` links the
+    unit-test harness of the bin with the same arguments, so the map may be the harness's: the
+    map names the objects it linked, and target/release/berth is a hard link to
+    target/release/deps/berth-<hash>, whose objects are deps/berth-<hash>.*.o."""
+    st = os.stat(binary)
+    deps = os.path.join(os.path.dirname(os.path.abspath(binary)), "deps")
+    try:
+        names = os.listdir(deps)
+    except OSError:
+        return True  # not a cargo layout: nothing to compare
+    for n in names:
+        p = os.path.join(deps, n)
+        if n.startswith("berth-") and "." not in n and os.stat(p).st_ino == st.st_ino:
+            with open(map_path) as f:
+                return f"/deps/{n}." in f.read()
+    return True
+
+
 def file_offset(segs, vaddr):
     for v, o, n in segs:
         if v <= vaddr < v + n:
@@ -71,8 +91,12 @@ def main():
     if len(sys.argv) != 5:
         sys.exit(__doc__)
     binary, map_path, rootfs, out = (os.path.abspath(a) for a in sys.argv[1:])
-    if not os.path.isdir(TRACEFS + "/events"):
+    mounted = not os.path.isdir(TRACEFS + "/events")
+    if mounted:
         subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
+    if not map_is_of(binary, map_path):
+        sys.exit(f"{map_path} is not the link map of {binary} (a later `cargo test` link wrote it): "
+                 "touch hack/link/berth.order and rebuild")
     segs = load_segments(binary)
     funcs = [(s, file_offset(segs, v)) for v, s in text_sections(map_path)]
     funcs = [(s, o) for s, o in funcs if o is not None]
@@ -127,6 +151,8 @@ def main():
         except OSError:
             pass
         shutil.rmtree(work, ignore_errors=True)
+        if mounted:
+            subprocess.run(["umount", TRACEFS], check=False)
 
 
 def workload(berth, rootfs, work):
