@@ -181,17 +181,7 @@ fn exec_process_json_ioprio_scheduler_affinity() {
     if online_cpus() != "0" {
         write(json!({"execCPUAffinity": {"initial": "1"}}));
         // --debug is a global option: before the subcommand.
-        let o = env
-            .cmd()
-            .args(["--debug", "exec", "--process", pf, &id])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let (code, out, err) = (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        );
+        let (code, out, err) = env.call(&["--debug", "exec", "--process", pf, &id]);
         assert_eq!(code, 0, "{err}");
         let key = "CPU affinity before joining the cgroup: ";
         let at = err

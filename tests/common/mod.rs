@@ -123,15 +123,10 @@ impl Env {
         self.cmd().args(args).stdin(Stdio::null()).output().unwrap()
     }
 
-    /// `berth exec ARGS` with stdin null; returns (exit code, stdout, stderr).
-    pub fn exec(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self
-            .cmd()
-            .arg("exec")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+    /// `berth ARGS` (global options may lead) with stdin null; returns (exit code, stdout,
+    /// stderr).
+    pub fn call(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.berth(args);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -139,22 +134,16 @@ impl Env {
         )
     }
 
+    /// `berth exec ARGS` with stdin null; returns (exit code, stdout, stderr).
+    pub fn exec(&self, args: &[&str]) -> (i32, String, String) {
+        self.call(&[&["exec"], args].concat())
+    }
+
     /// `berth run` of the bundle; returns (exit code, stdout, stderr).
     pub fn run(&self, id: &str, b: &Bundle) -> (i32, String, String) {
         b.save();
-        let out = self
-            .cmd()
-            .args(["run", "--bundle"])
-            .arg(&b.dir)
-            .arg(id)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let dir = b.dir.to_str().expect("bundle path is UTF-8");
+        self.call(&["run", "--bundle", dir, id])
     }
 
     /// `berth create` with the container's stdio going to files in the bundle
