@@ -8,6 +8,39 @@ fn hook(log: &std::path::Path, name: &str) -> serde_json::Value {
     json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name} $(cat) >> {}", log.display())]})
 }
 
+/// The hooks berth runs itself, in the order they must run.
+const RUNTIME_HOOKS: [&str; 5] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "poststart",
+    "poststop",
+];
+
+/// Each of RUNTIME_HOOKS logging to `log`.
+fn logging_hooks(log: &std::path::Path) -> serde_json::Map<String, serde_json::Value> {
+    RUNTIME_HOOKS
+        .iter()
+        .map(|n| (n.to_string(), json!([hook(log, n)])))
+        .collect()
+}
+
+/// The log the hooks wrote: (hook name, the state it got), in order.
+fn hook_log(log: &std::path::Path) -> Vec<(String, serde_json::Value)> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (n, st) = l.split_once(' ').unwrap();
+            (n.to_string(), serde_json::from_str(st).unwrap())
+        })
+        .collect()
+}
+
+fn names(lines: &[(String, serde_json::Value)]) -> Vec<&str> {
+    lines.iter().map(|(n, _)| n.as_str()).collect()
+}
+
 #[test]
 fn all_hooks_run_in_order_with_state() {
     let env = Env::new("hooks");
@@ -15,39 +48,24 @@ fn all_hooks_run_in_order_with_state() {
     let log = env.tmp.join("hooks.log");
     let mut b = env.bundle(&id, &["true"]);
     // startContainer runs inside the container: log to a file there, read it afterwards.
-    b.config["hooks"] = json!({
-        "prestart": [hook(&log, "prestart")],
-        "createRuntime": [hook(&log, "createRuntime")],
-        "createContainer": [hook(&log, "createContainer")],
-        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo startContainer > /tmp/started"]}],
-        "poststart": [hook(&log, "poststart")],
-        "poststop": [hook(&log, "poststop")]
-    });
+    let mut hooks = logging_hooks(&log);
+    hooks.insert(
+        "startContainer".into(),
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", "echo startContainer > /tmp/started"]}]),
+    );
+    b.config["hooks"] = hooks.into();
     b.config["root"]["readonly"] = json!(false);
     env.create(&id, &b);
-    let text = std::fs::read_to_string(&log).unwrap();
-    let names: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(names, ["prestart", "createRuntime", "createContainer"]);
-    let st: serde_json::Value =
-        serde_json::from_str(text.lines().next().unwrap().split_once(' ').unwrap().1).unwrap();
+    let lines = hook_log(&log);
+    assert_eq!(names(&lines), RUNTIME_HOOKS[..3]);
+    let st = &lines[0].1;
     assert_eq!(st["id"], id.as_str());
     assert_eq!(st["status"], "creating");
     assert!(st["pid"].as_i64().unwrap() > 0);
     env.ok(&["start", &id]);
     env.wait_status(&id, "stopped");
     env.ok(&["delete", &id]);
-    let text = std::fs::read_to_string(&log).unwrap();
-    let names: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "poststart",
-            "poststop"
-        ]
-    );
+    assert_eq!(names(&hook_log(&log)), RUNTIME_HOOKS);
     assert!(
         b.rootfs().join("tmp/started").exists(),
         "startContainer ran in the container"
@@ -62,34 +80,11 @@ fn run_runs_the_hooks_of_the_bundle_in_order() {
     let id = env.id("a");
     let log = env.tmp.join("hooks.log");
     let mut b = env.bundle(&id, &["true"]);
-    b.config["hooks"] = json!({
-        "prestart": [hook(&log, "prestart")],
-        "createRuntime": [hook(&log, "createRuntime")],
-        "createContainer": [hook(&log, "createContainer")],
-        "poststart": [hook(&log, "poststart")],
-        "poststop": [hook(&log, "poststop")]
-    });
+    b.config["hooks"] = logging_hooks(&log).into();
     let (code, _, err) = env.run(&id, &b);
     assert_eq!(code, 0, "{err}");
-    let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<(&str, serde_json::Value)> = text
-        .lines()
-        .map(|l| {
-            let (n, st) = l.split_once(' ').unwrap();
-            (n, serde_json::from_str(st).unwrap())
-        })
-        .collect();
-    let names: Vec<&str> = lines.iter().map(|(n, _)| *n).collect();
-    assert_eq!(
-        names,
-        [
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "poststart",
-            "poststop"
-        ]
-    );
+    let lines = hook_log(&log);
+    assert_eq!(names(&lines), RUNTIME_HOOKS);
     let (_, post) = &lines[3];
     assert_eq!(post["id"], id.as_str());
     assert_eq!(post["status"], "running");
