@@ -2,17 +2,26 @@
 use std::path::Path;
 
 fn main() {
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=BERTH_COMMIT={commit}");
+    // Rebuild when the commit changes. In a git worktree `.git` is a file: ask git where HEAD
+    // and the branch refs really are (watching a path that does not exist reruns every build).
+    for what in ["HEAD", "refs/heads"] {
+        let path =
+            git(&["rev-parse", "--git-path", what]).unwrap_or_else(|| format!(".git/{what}"));
+        println!("cargo:rerun-if-changed={path}");
+    }
+    link_layout();
+}
+
+/// The trimmed output of a git command, if it succeeds.
+fn git(args: &[&str]) -> Option<String> {
+    std::process::Command::new("git")
+        .args(args)
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=BERTH_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
-    link_layout();
 }
 
 /// Release builds for x86_64 Linux lay the functions an everyday lifecycle runs (create, start,

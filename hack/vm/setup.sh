@@ -1,7 +1,7 @@
 #!/bin/bash
 # hack/vm/setup.sh [--refresh] — prepare the pure-cgroup-v2 test VM.
 #
-# Installs qemu-system-x86 (no recommends), busybox-static, kmod, cpio when missing, fetches
+# Installs qemu-system-x86 (install-qemu.sh: matching the installed qemu-utils), busybox-static, kmod, cpio when missing, fetches
 # Debian's generic 6.1 kernel .deb with `apt-get download` (never installs it), and caches under
 # hack/.cache/vm/:
 #   vmlinux          ELF kernel extracted from vmlinuz (booted via PVH: ~3 s faster than bzImage)
@@ -23,7 +23,7 @@ log() { echo "vm-setup: $*" >&2; }
 MODULES="virtio_pci 9pnet_virtio 9p overlay virtio_blk loop veth bridge bfq"
 
 need_pkgs=()
-command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+bash "$here/install-qemu.sh"
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' \
     || need_pkgs+=(busybox-static)
 command -v insmod >/dev/null || need_pkgs+=(kmod)
@@ -33,9 +33,9 @@ command -v setpriv >/dev/null || need_pkgs+=(util-linux)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null 2>&1 || {
-        apt-get update -q >/dev/null
-        apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null 2>&1 || {
+        apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
     }
 fi
 
