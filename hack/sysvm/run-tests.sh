@@ -14,7 +14,8 @@
 # M failed" at the end. Exit 1 if any suite failed (or the guest did).
 # Env: RUNTIME (runtime under test for e2e and the pieces, default /usr/sbin/runc), ENGINES,
 #      SYSVM_TIMEOUT (whole guest, default 2400 s), SYSVM_SUITE_TIMEOUT (each suite, default
-#      1200 s), SYSVM_MEM (MB, default 2048), SYSVM_JOURNAL=FILE (the guest's journal, for debugging).
+#      1200 s), SYSVM_MEM (MB, default 2048), SYSVM_JOURNAL=FILE (the guest's journal, for debugging),
+#      SYSVM_APPARMOR=1 (boot with AppArmor on: dockerd then confines containers with docker-default).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
@@ -29,6 +30,7 @@ bash "$here/build.sh" || { echo "FAIL sysvm image build"; echo "0 passed, 1 fail
 t1=${EPOCHREALTIME/./}
 jargs=()
 [ -n "${SYSVM_JOURNAL:-}" ] && jargs=(--journal "$SYSVM_JOURNAL")
+[ "${SYSVM_APPARMOR:-0}" = 1 ] && jargs+=(--apparmor)
 REPO=$repo bash "$here/run.sh" --mem "${SYSVM_MEM:-2048}" --timeout "${SYSVM_TIMEOUT:-2400}" "${jargs[@]}" \
     -- bash "$here/guest-suites.sh"
 rc=$?
