@@ -13,7 +13,7 @@
 # Each suite's output is printed as it runs, then "PASS suite NAME (N s)" or "FAIL suite NAME
 # (N s) — why"; at the end a summary and "N passed, M failed"; exit 1 if any suite failed.
 set -uo pipefail
-cd "$REPO"
+cd "$REPO" || exit 125
 tmo=${SYSVM_SUITE_TIMEOUT:-1200}
 passed=0 failed=0
 declare -a summary=()

@@ -19,7 +19,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
-cd "$repo"
+cd "$repo" || exit 1
 export SYSVM_SUITES=${SYSVM_SUITES:-smoke; e2e}
 export BERTH_ROOTFS=${BERTH_ROOTFS:-$repo/hack/.cache/rootfs}
 [ -f "$BERTH_ROOTFS/.complete" ] || bash hack/mkrootfs.sh "$BERTH_ROOTFS" || { echo "FAIL rootfs"; exit 1; }

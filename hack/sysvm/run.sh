@@ -86,7 +86,7 @@ append="console=ttyS0 panic=-1 quiet loglevel=4 systemd.unified_cgroup_hierarchy
 append+=" systemd.show_status=$([ $verbose = 1 ] && echo auto || echo 0)"
 [ $apparmor = 0 ] && append+=" apparmor=0"
 append+=" ${SYSVM_APPEND:-}"
-# shellcheck disable=SC2207
+# shellcheck disable=SC2207,SC2054
 args=(-M q35 $(vm_accel) -m "$mem" -smp "$cpus"
       -nodefaults -no-user-config -display none -no-reboot
       -kernel "$img/vmlinux" -initrd "$img/initramfs.cpio" -append "$append"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # hack/vm/lib.sh — what the qemu guests of hack/vm/run.sh (busybox, host root over 9p) and
 # hack/sysvm/run.sh (Debian with systemd, disk image) share. Sourced, not run.
 #
