@@ -70,6 +70,13 @@ for g in "$R"/usr/lib/systemd/system-generators/*; do
     [ "$b" = systemd-debug-generator ] || ln -sfn /dev/null "$R/etc/systemd/system-generators/$b"
 done
 
+# Under emulation on a loaded machine everything is slow: no unit start or stop may time out.
+mkdir -p "$R/etc/systemd/system.conf.d" "$R/etc/systemd/user.conf.d"
+for d in system user; do
+    printf '[Manager]\nDefaultTimeoutStartSec=300s\nDefaultTimeoutStopSec=120s\n' \
+        > "$R/etc/systemd/$d.conf.d/sysvm.conf"
+done
+
 # The journal in memory only.
 mkdir -p "$R/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\nForwardToConsole=no\n' \
