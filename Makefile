@@ -3,18 +3,23 @@ CARGO ?= cargo
 BERTH := target/release/berth
 ROOTFS := hack/.cache/rootfs
 
-.PHONY: all build demo test deps rootfs unit integration e2e vm-test bench link-order test-stress lint clean
+.PHONY: all build demo test deps deps-build rootfs unit integration e2e vm-test bench link-order test-stress lint clean
 
 all build:
 	$(CARGO) build --release --bin berth
 
+# The Debian packages the tests need (hack/deps.sh has the two lists).
 deps:
-	bash hack/deps.sh
+	bash hack/deps.sh test
+
+# Only what the build needs (no engines, no runc).
+deps-build:
+	bash hack/deps.sh build
 
 rootfs:
 	bash hack/mkrootfs.sh $(ROOTFS)
 
-demo: build rootfs
+demo: deps-build build rootfs
 	bash hack/demo.sh
 
 # Everything CI runs (bash .ci/run calls this).

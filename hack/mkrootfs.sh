@@ -9,8 +9,8 @@ dest=${1:-$here/.cache/rootfs}
 bb=/bin/busybox
 if ! file -L "$bb" 2>/dev/null | grep -q 'statically linked' && ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
     echo "mkrootfs: installing busybox-static" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null ||
-        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null; }
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q busybox-static >/dev/null ||
+        { apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q busybox-static >/dev/null; }
 fi
 mkdir -p "$(dirname "$dest")"
 tmp=$(mktemp -d "$(dirname "$dest")/.rootfs.XXXXXX")
