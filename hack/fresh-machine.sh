@@ -44,7 +44,10 @@ log "mmdebstrap ${SUITE:-bookworm} (minbase + git make ca-certificates) into $ro
 mmdebstrap --quiet --variant=minbase --include=git,make,ca-certificates \
     "${SUITE:-bookworm}" "$root" "${MIRROR:-http://deb.debian.org/debian}"
 log "root ready in $((SECONDS - t0)) s"
+# The machine's network setting comes along: its resolver and the CAs it trusts (TLS to
+# crates.io may go through a proxy whose CA only the machine's own bundle has).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 # Package scripts start no service in this root.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"

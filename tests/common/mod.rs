@@ -279,6 +279,26 @@ impl Drop for Env {
     }
 }
 
+/// Wait (up to 10 s) until process `pid` runs exactly `argv`: its /proc cmdline is `argv`, NUL
+/// separated, which it becomes only by the exec of that program. (A `sh -c '...; exec prog'`
+/// command line already *contains* the program's name before the exec.) Panics with what the
+/// process runs instead.
+pub fn wait_exec(pid: i32, argv: &[&str]) {
+    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let mut last = vec![];
+    for _ in 0..2000 {
+        last = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!(
+        "process {pid} never exec'd {argv:?}: it runs {:?}",
+        String::from_utf8_lossy(&last)
+    );
+}
+
 /// Is `pid` alive (and not a zombie)?
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
