@@ -12,8 +12,8 @@ build=(gcc libc6-dev pkg-config libseccomp-dev busybox-static)
 # The tests: runc and crun (compared with berth: integration, lifecycle, bench), iproute2 (`ip`
 # in network tests), Debian's containers-common seccomp profile (tests/seccomp.rs), binutils
 # (`as`/`ld` build the attack binaries of tests/security.rs), file (hack/integration.sh checks
-# its probe is static), util-linux (unshare, nsenter).
-test=("${build[@]}" runc crun iproute2 golang-github-containers-common binutils file util-linux)
+# its probe is static), util-linux (unshare, nsenter), procps (`berth ps` runs ps(1)).
+test=("${build[@]}" runc crun iproute2 golang-github-containers-common binutils file util-linux procps)
 
 case ${1:-} in
     build) pkgs=("${build[@]}") ;;

@@ -48,6 +48,9 @@ log "root ready in $((SECONDS - t0)) s"
 # crates.io may go through a proxy whose CA only the machine's own bundle has).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+# (and survive an update-ca-certificates run by a package install in the root)
+[ -d /usr/local/share/ca-certificates ] &&
+    cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
 # Package scripts start no service in this root.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"

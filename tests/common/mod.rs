@@ -299,6 +299,19 @@ pub fn wait_exec(pid: i32, argv: &[&str]) {
     );
 }
 
+/// Wait (up to 10 s) until the file `path` holds exactly `want` (a program's output so far).
+pub fn wait_output(path: &Path, want: &str) {
+    let mut last = String::new();
+    for _ in 0..2000 {
+        last = std::fs::read_to_string(path).unwrap_or_default();
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("{} never held {want:?}: {last:?}", path.display());
+}
+
 /// Is `pid` alive (and not a zombie)?
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
