@@ -1,9 +1,11 @@
 # berth — see README.md. `make` builds target/release/berth.
 CARGO ?= cargo
+PREFIX ?= /usr/local
+DESTDIR ?=
 BERTH := target/release/berth
 ROOTFS := hack/.cache/rootfs
 
-.PHONY: all build demo test deps deps-build rootfs unit integration e2e vm-test bench link-order test-stress lint clean
+.PHONY: all build demo test deps deps-build docs install uninstall rootfs unit integration e2e vm-test bench link-order test-stress lint clean
 
 all build:
 	$(CARGO) build --release --bin berth
@@ -21,6 +23,18 @@ rootfs:
 
 demo: deps-build build rootfs
 	bash hack/demo.sh
+
+# Man pages and shell completions, generated from the CLI's definitions into target/docs-out/.
+docs:
+	bash hack/install.sh docs
+
+# $(DESTDIR)$(PREFIX)/bin/berth, share/man/man8/berth*.8 and the bash, zsh and fish completions.
+install: build docs
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash hack/install.sh install
+
+# Removes exactly the files install puts there.
+uninstall: docs
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash hack/install.sh uninstall
 
 # Everything CI runs (bash .ci/run calls this).
 test: deps build rootfs

@@ -64,6 +64,8 @@ t1=$SECONDS
 rc=0
 unshare -m --propagation private bash -euo pipefail -c '
     root=$1 rustup_home=$2 cargo_bin=$3 cmd=$4
+    # The root is a mount point, as on a machine (a runtime sets the propagation of its "/").
+    mount --bind "$root" "$root"
     mount --rbind /proc "$root/proc"
     mount --rbind /sys "$root/sys"
     mount --rbind /dev "$root/dev"

@@ -3,6 +3,8 @@
 
 mod create;
 mod delete;
+#[cfg(any(test, feature = "docs"))]
+mod docs;
 mod events;
 mod exec;
 mod features;
@@ -111,6 +113,11 @@ enum Cmd {
 }
 
 pub fn main() -> Result<i32> {
+    // Man pages and completions: only in a build with the `docs` feature (see docs.rs).
+    #[cfg(feature = "docs")]
+    if let Some(r) = docs::main_if_asked() {
+        return r;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
