@@ -5,7 +5,7 @@ DESTDIR ?=
 BERTH := target/release/berth
 ROOTFS := hack/.cache/rootfs
 
-.PHONY: all build demo test deps deps-build docs install uninstall rootfs unit integration e2e vm-test bench link-order test-stress lint clean
+.PHONY: all build demo test deps deps-build docs install uninstall static rootfs unit integration e2e vm-test bench link-order test-stress lint clean
 
 all build:
 	$(CARGO) build --release --bin berth
@@ -23,6 +23,10 @@ rootfs:
 
 demo: deps-build build rootfs
 	bash hack/demo.sh
+
+# A statically linked berth (glibc and libseccomp inside): target/static/berth.
+static: deps-build
+	bash hack/static.sh
 
 # Man pages and shell completions, generated from the CLI's definitions into target/docs-out/.
 docs:

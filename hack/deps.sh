@@ -7,13 +7,14 @@
 set -euo pipefail
 # The build: rustc links through cc (gcc, libc6-dev); the libseccomp crate finds libseccomp with
 # pkg-config (libseccomp.so for the normal build, libseccomp.a for `make static`); the busybox
-# rootfs of the demo and the tests (hack/mkrootfs.sh) is Debian's static busybox.
-build=(gcc libc6-dev pkg-config libseccomp-dev busybox-static)
+# rootfs of the demo and the tests (hack/mkrootfs.sh) is Debian's static busybox; `make static`
+# checks its binary with file(1).
+build=(gcc libc6-dev pkg-config libseccomp-dev busybox-static file)
 # The tests: runc and crun (compared with berth: integration, lifecycle, bench), iproute2 (`ip`
 # in network tests), Debian's containers-common seccomp profile (tests/seccomp.rs), binutils
-# (`as`/`ld` build the attack binaries of tests/security.rs), file (hack/integration.sh checks
-# its probe is static), util-linux (unshare, nsenter), procps (`berth ps` runs ps(1)).
-test=("${build[@]}" runc crun iproute2 golang-github-containers-common binutils file util-linux procps)
+# (`as`/`ld` build the attack binaries of tests/security.rs), util-linux (unshare, nsenter),
+# procps (`berth ps` runs ps(1)).
+test=("${build[@]}" runc crun iproute2 golang-github-containers-common binutils util-linux procps)
 
 case ${1:-} in
     build) pkgs=("${build[@]}") ;;
