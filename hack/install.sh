@@ -1,5 +1,5 @@
 #!/bin/bash
-# hack/install.sh docs|install|uninstall   (`make docs`, `make install`, `make uninstall`)
+# hack/install.sh docs|install|uninstall|check   (`make docs`, `make install`, `make uninstall`)
 #
 #   PREFIX   default /usr/local
 #   DESTDIR  default empty (a staging root for packaging: files go to $DESTDIR$PREFIX/...)
@@ -13,6 +13,9 @@
 # share/fish/vendor_completions.d/berth.fish.
 # uninstall: removes exactly those files (the list comes from the same generator; directories
 # are left, they may be shared).
+# check (CI, hack/test.sh): docs, then install into a temporary DESTDIR with PREFIX=/usr, check
+# the layout (a page per command of `berth --help`, the three completions), uninstall, check
+# that no file is left.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:-}
@@ -53,5 +56,35 @@ case $action in
             fi
         done
         ;;
-    *) echo "usage: hack/install.sh docs|install|uninstall" >&2; exit 2 ;;
+    check)
+        docs
+        tmp=$(mktemp -d /tmp/berth-install-check.XXXXXX)
+        trap 'rm -rf "$tmp"' EXIT
+        DESTDIR=$tmp PREFIX=/usr bash "$0" install >/dev/null
+        fail() { log "check: $*"; exit 1; }
+        u=$tmp/usr
+        [ -x "$u/bin/berth" ] && "$u/bin/berth" --version >/dev/null || fail "no working $u/bin/berth"
+        cmp -s "$u/bin/berth" "$bin" || fail "the installed binary is not $bin"
+        # The commands as the installed binary's help lists them (not from the generator).
+        cmds=$("$u/bin/berth" --help | awk '/^Commands:/ {c=1; next} /^$/ {c=0} c {print $1}' | grep -vx help)
+        [ "$(wc -w <<<"$cmds")" -ge 15 ] || fail "berth --help lists only: $cmds"
+        for c in "" $cmds; do
+            page=$u/share/man/man8/berth${c:+-$c}.8
+            [ -s "$page" ] || fail "no man page $page"
+            grep -q "^\.TH berth${c:+-$c} 8 " "$page" || fail "$page has no .TH berth${c:+-$c} 8"
+        done
+        [ "$(ls "$u/share/man/man8" | wc -l)" = "$(($(wc -w <<<"$cmds") + 1))" ] ||
+            fail "man8 holds other pages: $(ls "$u/share/man/man8")"
+        for f in share/bash-completion/completions/berth share/zsh/vendor-completions/_berth \
+                 share/fish/vendor_completions.d/berth.fish; do
+            [ -s "$u/$f" ] || fail "no $u/$f"
+            for c in $cmds; do grep -qw -- "$c" "$u/$f" || fail "$f does not know $c"; done
+        done
+        bash -n "$u/share/bash-completion/completions/berth" || fail "the bash completion does not parse"
+        DESTDIR=$tmp PREFIX=/usr bash "$0" uninstall >/dev/null
+        left=$(find "$tmp" -type f)
+        [ -z "$left" ] || fail "left after uninstall: $left"
+        log "check: $(wc -l < "$out/files") files + bin/berth installed under DESTDIR/usr and uninstalled"
+        ;;
+    *) echo "usage: hack/install.sh docs|install|uninstall|check" >&2; exit 2 ;;
 esac

@@ -1,5 +1,7 @@
 #!/bin/bash
-# hack/static.sh   (`make static`): a statically linked berth at target/static/berth.
+# hack/static.sh [test]   (`make static`): a statically linked berth at target/static/berth.
+# With `test` (CI, hack/test.sh's static section), the build then runs the lifecycle, seccomp
+# and security cargo suites (BERTH_BIN) and the engines end to end (hack/e2e, RUNTIME) against it.
 #
 # glibc and libseccomp are linked in (`-C target-feature=+crt-static`; the libseccomp-sys crate
 # takes Debian's libseccomp.a with LIBSECCOMP_LINK_TYPE=static), so the binary runs on any
@@ -29,3 +31,10 @@ case $desc in
     *) echo "static: target/static/berth is not statically linked: $desc" >&2; exit 1 ;;
 esac
 echo "static: target/static/berth: $(stat -c %s target/static/berth) bytes, ${desc%%, BuildID*}" >&2
+
+[ "${1:-}" = test ] || exit 0
+export BERTH_ROOTFS=${BERTH_ROOTFS:-$PWD/hack/.cache/rootfs}
+bash hack/mkrootfs.sh "$BERTH_ROOTFS"
+BERTH_BIN=target/static/berth $CARGO test --release --test lifecycle --test seccomp --test security \
+    -- --test-threads=2 || exit 1
+RUNTIME=target/static/berth bash hack/e2e/run.sh

@@ -84,8 +84,20 @@ fn cgroup_layout() -> (&'static str, Vec<String>) {
             (_, "cgroup") => {
                 for o in f[3].split(',') {
                     if [
-                        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
-                        "pids", "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc",
+                        "cpu",
+                        "cpuacct",
+                        "cpuset",
+                        "memory",
+                        "devices",
+                        "freezer",
+                        "blkio",
+                        "pids",
+                        "net_cls",
+                        "net_prio",
+                        "perf_event",
+                        "hugetlb",
+                        "rdma",
+                        "misc",
                     ]
                     .contains(&o)
                         && !v1.contains(&o.to_string())
@@ -177,7 +189,9 @@ fn kernel_and_namespaces_are_this_hosts() {
     let has_time = Path::new("/proc/self/ns/time").exists();
     assert_eq!(status(&v, "time-namespace") == "ok", has_time);
     assert_eq!(
-        detail(&v, "namespaces").split_whitespace().any(|n| n == "time"),
+        detail(&v, "namespaces")
+            .split_whitespace()
+            .any(|n| n == "time"),
         has_time
     );
     assert_eq!(status(&v, "privileges"), "ok");
@@ -267,7 +281,12 @@ fn seccomp_overlay_and_user_namespaces_match_the_host() {
     let uidmap = ["newuidmap", "newgidmap"]
         .iter()
         .all(|t| Path::new("/usr/bin").join(t).exists());
-    assert_eq!(status(&v, "newuidmap") == "ok", uidmap, "{}", detail(&v, "newuidmap"));
+    assert_eq!(
+        status(&v, "newuidmap") == "ok",
+        uidmap,
+        "{}",
+        detail(&v, "newuidmap")
+    );
 }
 
 /// The criu line against `criu check` run here (in a private mount namespace with its own /run,

@@ -3,7 +3,6 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// A running container whose process sleeps (after leaving a marker in its /tmp).
 fn running(env: &Env, suffix: &str) -> (String, Bundle, i32) {

@@ -204,7 +204,10 @@ fn kill_all_and_delete_force() {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert!(pids.iter().all(|&p| !alive(p)), "kill --all left some of {pids:?}");
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "kill --all left some of {pids:?}"
+    );
     env.ok(&["delete", "--force", &id]);
     // --force on a container that is gone exits 0
     env.ok(&["delete", "--force", &id]);

@@ -148,7 +148,14 @@ fn read(p: &str) -> Option<String> {
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')
-        .chain(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+        .chain([
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ])
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(name))
         .find(|p| nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok())
@@ -161,22 +168,30 @@ fn kernel() -> Check {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_else(|_| "unknown".into());
     // berth resolves every path in the rootfs with openat2(RESOLVE_IN_ROOT) (Linux 5.6).
-    let openat2 = std::fs::File::open("/").map_err(|_| Errno::EIO).and_then(|f| {
-        use std::os::fd::AsFd;
-        crate::sys::openat2(
-            f.as_fd(),
-            Path::new("."),
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            0x08, // RESOLVE_IN_ROOT
-        )
-    });
+    let openat2 = std::fs::File::open("/")
+        .map_err(|_| Errno::EIO)
+        .and_then(|f| {
+            use std::os::fd::AsFd;
+            crate::sys::openat2(
+                f.as_fd(),
+                Path::new("."),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                0x08, // RESOLVE_IN_ROOT
+            )
+        });
     match openat2 {
-        Ok(_) => item("kernel", Status::Ok, format!("Linux {release}: openat2 present")),
+        Ok(_) => item(
+            "kernel",
+            Status::Ok,
+            format!("Linux {release}: openat2 present"),
+        ),
         Err(e) => item(
             "kernel",
             Status::Missing,
-            format!("Linux {release}: openat2(RESOLVE_IN_ROOT) fails ({e}): berth needs Linux 5.6 or later"),
+            format!(
+                "Linux {release}: openat2(RESOLVE_IN_ROOT) fails ({e}): berth needs Linux 5.6 or later"
+            ),
         ),
     }
 }
@@ -260,10 +275,13 @@ fn cgroup(mode: Mode) -> Check {
             "no cgroup filesystem is mounted (/sys/fs/cgroup)",
         );
     }
-    let lacking: Vec<&str> = ["cpu", "memory", "pids", "devices", "freezer"]
-        .into_iter()
-        .filter(|c| !has(c) && !(mode == Mode::V2 && matches!(*c, "devices" | "freezer")))
-        .collect();
+    // (On v2, devices is eBPF and the freezer is cgroup.freeze: no controllers to look for.)
+    let wanted: &[&str] = if mode == Mode::V2 {
+        &["cpu", "memory", "pids"]
+    } else {
+        &["cpu", "memory", "pids", "devices", "freezer"]
+    };
+    let lacking: Vec<&str> = wanted.iter().copied().filter(|c| !has(c)).collect();
     if lacking.is_empty() {
         item("cgroup", Status::Ok, format!("{name}: {layout}"))
     } else {
@@ -297,9 +315,11 @@ fn delegation(root: bool, mode: Mode) -> Check {
     let dir = Path::new("/sys/fs/cgroup").join(own.trim_start_matches('/'));
     let uid = nix::unistd::geteuid().as_raw();
     let owned = std::fs::metadata(&dir).is_ok_and(|m| m.uid() == uid);
-    let writable = ["", "cgroup.procs", "cgroup.subtree_control"].iter().all(|f| {
-        nix::unistd::access(dir.join(f).as_path(), nix::unistd::AccessFlags::W_OK).is_ok()
-    });
+    let writable = ["", "cgroup.procs", "cgroup.subtree_control"]
+        .iter()
+        .all(|f| {
+            nix::unistd::access(dir.join(f).as_path(), nix::unistd::AccessFlags::W_OK).is_ok()
+        });
     if owned && writable {
         item(
             "cgroup.delegation",
@@ -320,7 +340,11 @@ fn delegation(root: bool, mode: Mode) -> Check {
 
 fn systemd() -> Check {
     if Path::new("/run/systemd/system").is_dir() {
-        item("systemd", Status::Ok, "PID 1 is systemd (/run/systemd/system)")
+        item(
+            "systemd",
+            Status::Ok,
+            "PID 1 is systemd (/run/systemd/system)",
+        )
     } else {
         item(
             "systemd",
@@ -736,8 +760,10 @@ fn time_namespace() -> Check {
 }
 
 fn overlayfs() -> Check {
-    let loaded = read("/proc/filesystems")
-        .is_some_and(|t| t.lines().any(|l| l.split_whitespace().last() == Some("overlay")));
+    let loaded = read("/proc/filesystems").is_some_and(|t| {
+        t.lines()
+            .any(|l| l.split_whitespace().last() == Some("overlay"))
+    });
     if loaded {
         return item(
             "overlayfs",
@@ -752,9 +778,7 @@ fn overlayfs() -> Check {
         .join(&release)
         .join("kernel/fs/overlayfs");
     let loadable = std::fs::read_dir(&module).is_ok_and(|mut d| {
-        d.any(|e| {
-            e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("overlay.ko"))
-        })
+        d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("overlay.ko")))
     });
     if loadable {
         item(

@@ -121,7 +121,10 @@ mod tests {
         let mut opts: Vec<String> = help
             .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '=')
             .filter(|w| w.starts_with('-') && w.len() > 1 && w != &"--")
-            .map(|w| w.trim_end_matches(|c: char| !c.is_alphanumeric()).to_string())
+            .map(|w| {
+                w.trim_end_matches(|c: char| !c.is_alphanumeric())
+                    .to_string()
+            })
             .filter(|w| w.len() > 1)
             .collect();
         opts.sort();
@@ -139,7 +142,8 @@ mod tests {
         let dir = tempdir("pages");
         let files = generate(&dir.0).unwrap();
         let top = command();
-        let subs: Vec<&clap::Command> = top.get_subcommands().filter(|s| !s.is_hide_set()).collect();
+        let subs: Vec<&clap::Command> =
+            top.get_subcommands().filter(|s| !s.is_hide_set()).collect();
         assert!(subs.len() >= 15, "only {} commands", subs.len());
         // Exactly the pages of the commands and the three completions: what install installs
         // and uninstall removes.

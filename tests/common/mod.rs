@@ -294,7 +294,10 @@ impl Drop for Env {
 /// command line already *contains* the program's name before the exec.) Panics with what the
 /// process runs instead.
 pub fn wait_exec(pid: i32, argv: &[&str]) {
-    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     let mut last = vec![];
     for _ in 0..2000 {
         last = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
