@@ -9,9 +9,9 @@
 # the repository's own scripts: this is how `make demo` and `make test` are checked on "a
 # fresh machine".
 #
-# The root is a chroot in a private mount namespace (unshare -m): /proc, /sys (with the cgroup
-# hierarchies) and /dev are the host's, /run is a tmpfs, the network is the host's (apt and
-# crates.io work). Nothing is mounted in the host's namespace; the root and the clone live in a
+# The root is the root (pivot_root) of a private mount namespace (unshare -m): /proc, /sys
+# (with the cgroup hierarchies) and /dev are the host's, /run is a tmpfs, the network is the
+# host's (apt and crates.io work). Nothing is mounted in the host's namespace; the root and the clone live in a
 # temporary directory that is removed at the end (KEEP=1 keeps it and prints where).
 #   MIRROR=http://deb.debian.org/debian (default)   SUITE=bookworm (default)
 # Exit status: COMMAND's.
@@ -72,9 +72,14 @@ unshare -m --propagation private bash -euo pipefail -c '
     mount -t tmpfs -o mode=755 tmpfs "$root/run"
     mount --bind -o ro "$rustup_home" "$root/root/.rustup"
     mount --bind -o ro "$cargo_bin" "$root/root/.cargo/bin"
-    exec chroot "$root" /usr/bin/env -i HOME=/root USER=root LOGNAME=root TERM=dumb LANG=C.UTF-8 \
+    # pivot_root, not chroot: in a chroot the kernel refuses new user namespaces (EPERM), and
+    # a container with a user namespace must work as on a machine.
+    mkdir -p "$root/.oldroot"
+    cd "$root"
+    pivot_root . .oldroot
+    exec /usr/bin/env -i HOME=/root USER=root LOGNAME=root TERM=dumb LANG=C.UTF-8 \
         PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        bash -c "cd /root/berth && $cmd"
+        bash -c "umount -l /.oldroot && rmdir /.oldroot && cd /root/berth && $cmd"
 ' fresh "$root" "$rustup_home" "$cargo_bin" "$cmd" || rc=$?
 log "'$cmd' exited $rc after $((SECONDS - t1)) s (total $((SECONDS - t0)) s)"
 exit $rc
