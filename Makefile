@@ -1,21 +1,44 @@
 # berth — see README.md. `make` builds target/release/berth.
 CARGO ?= cargo
+PREFIX ?= /usr/local
+DESTDIR ?=
 BERTH := target/release/berth
 ROOTFS := hack/.cache/rootfs
 
-.PHONY: all build demo test deps rootfs unit integration e2e vm-test sysvm-test sysvm-image bench link-order test-stress lint clean
+.PHONY: all build demo test deps deps-build docs install uninstall static rootfs unit integration e2e vm-test sysvm-test sysvm-image bench link-order test-stress lint clean
 
 all build:
 	$(CARGO) build --release --bin berth
 
+# The Debian packages the tests need (hack/deps.sh has the two lists).
 deps:
-	bash hack/deps.sh
+	bash hack/deps.sh test
+
+# Only what the build needs (no engines, no runc).
+deps-build:
+	bash hack/deps.sh build
 
 rootfs:
 	bash hack/mkrootfs.sh $(ROOTFS)
 
-demo: build rootfs
+demo: deps-build build rootfs
 	bash hack/demo.sh
+
+# A statically linked berth (glibc and libseccomp inside): target/static/berth.
+static: deps-build
+	bash hack/static.sh
+
+# Man pages and shell completions, generated from the CLI's definitions into target/docs-out/.
+docs:
+	bash hack/install.sh docs
+
+# $(DESTDIR)$(PREFIX)/bin/berth, share/man/man8/berth*.8 and the bash, zsh and fish completions.
+install: build docs
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash hack/install.sh install
+
+# Removes exactly the files install puts there.
+uninstall: docs
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash hack/install.sh uninstall
 
 # Everything CI runs (bash .ci/run calls this).
 test: deps build rootfs

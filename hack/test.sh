@@ -3,8 +3,8 @@
 # Sections: lint, cargo tests (real containers, as root), the spec suite side by side with
 # runc (hack/integration.sh), the engines end to end (hack/e2e/run.sh), the pure cgroup v2 VM
 # (hack/vm/run-tests.sh), the systemd + cgroup v2 guest (hack/sysvm/run-tests.sh: the engines
-# at their systemd defaults), the short stress run (hack/stress.sh). SKIP="e2e vm" skips sections
-# by name.
+# at their systemd defaults), the short stress run (hack/stress.sh), make install's layout, the
+# static build (hack/static.sh test). SKIP="e2e vm" skips sections by name.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -56,7 +56,11 @@ section stress env SOAK="${SOAK:-200}" CONCURRENCY="${CONCURRENCY:-40}" RACE_ROU
     RELIABILITY=0 STRESS_TIMEOUT=300 bash hack/stress.sh
 section integration bash hack/integration.sh
 section e2e bash hack/e2e/run.sh
-section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups}" bash hack/vm/run-tests.sh
+# make install's layout into a temporary DESTDIR, and uninstall (hack/install.sh).
+section install bash hack/install.sh check
+# make static's binary, and the lifecycle/seccomp/security suites and e2e against it.
+section static bash hack/static.sh test
+section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check}" bash hack/vm/run-tests.sh
 # The systemd + cgroup v2 guest (hack/sysvm/README.md): installs qemu, mmdebstrap & co and builds
 # the guest image on a fresh machine (~2-2.5 min), then smoke + docker/containerd/podman at their
 # systemd defaults with runc in one boot: ~7 min (403 s measured at load 2-13; 8-12 min under heavy

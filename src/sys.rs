@@ -179,3 +179,73 @@ pub fn join_session_keyring(name: &str) -> nix::Result<()> {
 pub fn set_pdeathsig(sig: Option<nix::sys::signal::Signal>) -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(sig)
 }
+
+/// seccomp(SECCOMP_GET_NOTIF_SIZES): succeeds where the kernel has seccomp user notification
+/// (Linux 5.0); only reads three sizes.
+pub fn seccomp_notif_sizes() -> nix::Result<()> {
+    const SECCOMP_GET_NOTIF_SIZES: libc::c_ulong = 3;
+    let mut sizes = [0u16; 3];
+    // SAFETY: the kernel writes struct seccomp_notif_sizes (three u16) into `sizes`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_NOTIF_SIZES,
+            0 as libc::c_ulong,
+            sizes.as_mut_ptr(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// pidfd_open(2) of `pid`.
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    Errno::result(r).map(|fd| {
+        // SAFETY: the kernel returned a new descriptor that we now own.
+        unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+    })
+}
+
+/// Whether `path` has the extended attribute `name` (e.g. `security.capability`).
+pub fn has_xattr(path: &Path, name: &str) -> bool {
+    let (p, n) = (cstr(path), CString::new(name).unwrap_or_default());
+    // SAFETY: valid C strings; a NULL buffer of size 0 only asks for the value's size.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+    r >= 0
+}
+
+/// Run `cmd` in a mount namespace of its own with an empty tmpfs on `dir` (e.g. so that a
+/// program's cache files there vanish with it instead of landing on the host).
+pub fn with_private_tmpfs(cmd: &mut std::process::Command, dir: &'static str) {
+    use nix::mount::{MsFlags, mount};
+    use std::os::unix::process::CommandExt;
+    let f = move || -> std::io::Result<()> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )?;
+        mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("mode=755"),
+        )?;
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec and only makes syscalls (berth
+    // is single-threaded, so nothing it would wait for is held by another thread).
+    unsafe { cmd.pre_exec(f) };
+}
+
+/// _exit(2): end a forked child at once (no atexit handlers, no destructors, no stdio flush of
+/// what it copied from the parent).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}

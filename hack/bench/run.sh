@@ -4,7 +4,7 @@
 #   QUICK=1 bash hack/bench/run.sh    # ~1 min smoke
 # Knobs: N= (iterations per latency figure), QUICK=1, LEVELS=1,100,1000 (state/list populations),
 #   POP_BUDGET= (s per runtime to grow a population), TPUT_TOTAL=200, TPUT_PAR=4, TPUT_ROUNDS=3,
-#   RUNTIMES="berth runc crun", BERTH=path, RUNC=path, CRUN=path, ROOTFS=dir, OUT=file (report copy),
+#   RUNTIMES="berth runc crun" (or berth-static: `make static`'s build), BERTH=path, RUNC=path, CRUN=path, ROOTFS=dir, OUT=file (report copy),
 #   BENCH_SETTING=host (skip the private mount namespace; crun will then refuse this hybrid host).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,6 +52,7 @@ work=$(mktemp -d "/run/berth-bench.$runid.XXXX")
 
 declare -A path=(
     [berth]=${BERTH:-$repo/target/release/berth}
+    [berth-static]=${BERTH_STATIC:-$repo/target/static/berth}
     [runc]=${RUNC:-/usr/sbin/runc}
     [crun]=${CRUN:-/usr/bin/crun}
 )

@@ -1,8 +1,11 @@
 //! The command line, runc-compatible: global options (--root, --log, --debug...) before the
 //! subcommand, as runc and crun take them; one file per subcommand.
 
+mod check;
 mod create;
 mod delete;
+#[cfg(any(test, feature = "docs"))]
+mod docs;
 mod events;
 mod exec;
 mod features;
@@ -104,6 +107,8 @@ enum Cmd {
     Events(events::Args),
     /// Describe what this runtime supports (OCI features document)
     Features(features::Args),
+    /// Report whether this host can run containers: kernel, cgroups, namespaces, seccomp...
+    Check(check::Args),
     /// Checkpoint a container (not supported)
     Checkpoint(unsupported::Args),
     /// Restore a container (not supported)
@@ -111,6 +116,11 @@ enum Cmd {
 }
 
 pub fn main() -> Result<i32> {
+    // Man pages and completions: only in a build with the `docs` feature (see docs.rs).
+    #[cfg(feature = "docs")]
+    if let Some(r) = docs::main_if_asked() {
+        return r;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -145,7 +155,7 @@ pub fn main() -> Result<i32> {
         Some("false") => false,
         Some(other) => bail!("--rootless: {other:?} is not one of true, false, auto"),
     };
-    let is_spec = matches!(cmd, Cmd::Spec(_));
+    let is_spec = matches!(cmd, Cmd::Spec(_) | Cmd::Check(_));
     if rootless && !is_spec {
         bail!("rootless containers are not supported yet: run berth as root");
     }
@@ -166,6 +176,7 @@ pub fn main() -> Result<i32> {
         Cmd::Update(a) => update::run(&g, a),
         Cmd::Events(a) => events::run(&g, a),
         Cmd::Features(a) => features::run(&g, a),
+        Cmd::Check(a) => check::run(&g, a),
         Cmd::Checkpoint(_) => unsupported::fail("checkpoint"),
         Cmd::Restore(_) => unsupported::fail("restore"),
     }

@@ -10,8 +10,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The berth binary under test: the one cargo built for the tests, or `BERTH_BIN` (e.g.
+/// target/static/berth: CI runs suites against `make static`'s build this way).
 pub fn berth_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_berth")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("BERTH_BIN") {
+        Ok(p) if !p.is_empty() => {
+            let p = std::path::absolute(&p).unwrap();
+            assert!(p.is_file(), "BERTH_BIN={} does not exist", p.display());
+            p.to_string_lossy().into_owned()
+        }
+        _ => env!("CARGO_BIN_EXE_berth").to_string(),
+    })
 }
 
 pub fn rootfs_src() -> PathBuf {
@@ -277,6 +287,42 @@ impl Drop for Env {
             .status();
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
+}
+
+/// Wait (up to 10 s) until process `pid` runs exactly `argv`: its /proc cmdline is `argv`, NUL
+/// separated, which it becomes only by the exec of that program. (A `sh -c '...; exec prog'`
+/// command line already *contains* the program's name before the exec.) Panics with what the
+/// process runs instead.
+pub fn wait_exec(pid: i32, argv: &[&str]) {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let mut last = vec![];
+    for _ in 0..2000 {
+        last = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!(
+        "process {pid} never exec'd {argv:?}: it runs {:?}",
+        String::from_utf8_lossy(&last)
+    );
+}
+
+/// Wait (up to 10 s) until the file `path` holds exactly `want` (a program's output so far).
+pub fn wait_output(path: &Path, want: &str) {
+    let mut last = String::new();
+    for _ in 0..2000 {
+        last = std::fs::read_to_string(path).unwrap_or_default();
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("{} never held {want:?}: {last:?}", path.display());
 }
 
 /// Is `pid` alive (and not a zombie)?
