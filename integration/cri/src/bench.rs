@@ -1,0 +1,4 @@
+//! Pod-scale benchmark (placeholder).
+pub async fn run(_o: crate::Opts) -> i32 {
+    2
+}
