@@ -3,7 +3,7 @@ CARGO ?= cargo
 BERTH := target/release/berth
 ROOTFS := hack/.cache/rootfs
 
-.PHONY: all build demo test deps rootfs unit integration e2e vm-test bench link-order test-stress lint clean
+.PHONY: all build demo test deps rootfs unit integration cri e2e vm-test bench bench-cri link-order test-stress lint clean
 
 all build:
 	$(CARGO) build --release --bin berth
@@ -27,6 +27,10 @@ unit: build rootfs
 integration: build rootfs
 	bash hack/integration.sh
 
+# Kubernetes pods through containerd's CRI (integration/cri), berth and runc side by side.
+cri: build rootfs
+	bash hack/cri.sh
+
 e2e: build rootfs
 	bash hack/e2e/run.sh
 
@@ -35,6 +39,11 @@ vm-test: build rootfs
 
 bench: build rootfs
 	bash hack/bench/run.sh
+	bash hack/bench/cri.sh
+
+# The pod-scale CRI benchmark alone (~6 min): 50 pods x 2 containers through containerd.
+bench-cri: build rootfs
+	bash hack/bench/cri.sh
 
 # Regenerate hack/link/berth.order (hot-first function layout, see build.rs) and relink; ~7 min.
 link-order: rootfs

@@ -2,8 +2,8 @@
 # `make test` (and CI): every test suite, each in its own section, a summary at the end.
 # Sections: lint, cargo tests (real containers, as root), the spec suite side by side with
 # runc (hack/integration.sh), the engines end to end (hack/e2e/run.sh), the pure cgroup v2 VM
-# (hack/vm/run-tests.sh), the short stress run (hack/stress.sh). SKIP="e2e vm" skips sections
-# by name.
+# (hack/vm/run-tests.sh), the short stress run (hack/stress.sh), Kubernetes pods through
+# containerd's CRI side by side with runc (hack/cri.sh). SKIP="e2e vm" skips sections by name.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -11,8 +11,8 @@ export BERTH_ROOTFS=$repo/hack/.cache/rootfs
 declare -a results=()
 failed=0
 # Sections in REPORT_ONLY run and print their results, but do not fail the build (none by
-# default; e.g. REPORT_ONLY="vm" while working on something else). The integration section fails
-# iff berth fails a scenario that runc passes on this machine.
+# default; e.g. REPORT_ONLY="vm" while working on something else). The integration and cri
+# sections fail iff berth fails a scenario (check) that runc passes on this machine.
 REPORT_ONLY=${REPORT_ONLY:-""}
 section() {
     local name=$1; shift
@@ -54,6 +54,7 @@ section cargo-test unit
 section stress env SOAK="${SOAK:-200}" CONCURRENCY="${CONCURRENCY:-40}" RACE_ROUNDS="${RACE_ROUNDS:-5}" \
     RELIABILITY=0 STRESS_TIMEOUT=300 bash hack/stress.sh
 section integration bash hack/integration.sh
+section cri bash hack/cri.sh
 section e2e bash hack/e2e/run.sh
 section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups}" bash hack/vm/run-tests.sh
 section leftovers leftovers

@@ -86,9 +86,6 @@ impl Cri {
     pub async fn status(&self) -> R<StatusResponse> {
         call!(self, rt, status, StatusRequest { verbose: false })
     }
-    pub async fn list_images(&self) -> R<Vec<Image>> {
-        call!(self, im, list_images, ListImagesRequest { filter: None }).map(|r| r.images)
-    }
     pub async fn image_status(&self, image: &str) -> R<Option<Image>> {
         call!(
             self,

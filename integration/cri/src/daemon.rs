@@ -355,6 +355,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     pub fn teardown(&mut self) -> Vec<String> {
         self.torn_down = true;
         let cg_dirs = self.cg_dirs.clone();
+        // BCRI_LOGS=DIR keeps containerd's log (with the shims' and runtime's errors)
+        if let Some(dir) = std::env::var_os("BCRI_LOGS") {
+            let _ = fs::create_dir_all(&dir);
+            let _ = fs::copy(self.log(), Path::new(&dir).join(format!("{}.containerd.log", self.netns)));
+            let _ = Command::new("cp")
+                .arg("-a")
+                .arg(self.work.join("logs"))
+                .arg(Path::new(&dir).join(format!("{}.pod-logs", self.netns)))
+                .status();
+        }
         let mut left = vec![];
         if let Err(e) = self.stop() {
             left.push(e);

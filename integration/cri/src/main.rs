@@ -33,6 +33,7 @@ fn usage() -> ! {
     std::process::exit(2)
 }
 
+#[derive(Clone)]
 pub struct Opts {
     pub runtimes: Vec<(String, PathBuf)>,
     pub pause: PathBuf,
@@ -190,7 +191,16 @@ async fn run_suite(o: Opts) -> i32 {
     let setup = async {
         d.setup()?;
         d.start()?;
-        let c = cri::Cri::connect(&d.sock()).await?;
+        // the socket exists a moment before containerd accepts on it
+        let mut c = cri::Cri::connect(&d.sock()).await;
+        for _ in 0..100 {
+            if c.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            c = cri::Cri::connect(&d.sock()).await;
+        }
+        let c = c?;
         d.import(&o.pause)?;
         d.import(&o.busybox)?;
         Ok::<_, String>(c)
