@@ -307,7 +307,18 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
     r.errors.extend(l);
     let _ = std::fs::remove_dir_all(&logs);
     let _ = std::fs::create_dir_all(&logs);
-    rt.soak.push(left(rt, &uids));
+    // containerd closes some descriptors (shim connections) a moment after the removals
+    // returned: give what is left up to 10 s to settle back to the state before the rounds
+    let t = Instant::now();
+    let mut l = left(rt, &uids);
+    while let Some(base) = rt.soak.first() {
+        if l == *base || t.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        l = left(rt, &uids);
+    }
+    rt.soak.push(l);
     r
 }
 
@@ -363,6 +374,8 @@ pub async fn run(o: crate::Opts) -> i32 {
         if !r.errors.is_empty() {
             println!("{}: warm-up errors: {}", rt.name, r.errors.join("; "));
         }
+        // the baseline, once containerd has closed what the warm-up left open
+        tokio::time::sleep(Duration::from_secs(3)).await;
         rt.soak.push(left(rt, &[]));
     }
     for round in 0..o.rounds {

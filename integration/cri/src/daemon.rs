@@ -152,8 +152,10 @@ impl Daemon {
         );
         fs::write(w.join("cni/conf/10-bcri.conflist"), cni).map_err(|e| e.to_string())?;
         let d = w.display();
+        let debug = if std::env::var_os("BCRI_DEBUG").is_some() { "[debug]\n  level = \"debug\"\n" } else { "" };
         let cfg = format!(
             r#"version = 2
+{debug}
 root = "{d}/root"
 state = "{d}/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
@@ -336,16 +338,28 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         PathBuf::from("/run/containerd/s").join(host::sha256(&a))
     }
 
-    /// System paths created during the run (did not exist before) that are not empty now.
-    pub fn sys_leftovers(&self) -> Vec<String> {
+    /// What this run left in the system paths containerd and CNI use whatever they are told:
+    /// shim sockets and libcni cache entries of its sandboxes and containers (`ids`), its
+    /// network namespace. Entries of other runs (another suite or benchmark at the same
+    /// time) are not counted.
+    pub fn sys_leftovers(&self, ids: &[String]) -> Vec<String> {
         let mut v = vec![];
-        for (p, existed) in &self.existed {
-            if !existed && Path::new(p).exists() {
-                let n = fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
-                if n > 0 && !SYS_PATHS.iter().any(|q| q.starts_with(&format!("{p}/"))) {
-                    v.push(format!("{p} ({n} entries)"));
+        for id in ids {
+            let s = self.shim_socket(id);
+            if s.exists() {
+                v.push(format!("shim socket {} (of {id})", s.display()));
+            }
+        }
+        if let Ok(rd) = fs::read_dir("/var/lib/cni/results") {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if ids.iter().any(|i| n.contains(i.as_str())) {
+                    v.push(format!("CNI cache /var/lib/cni/results/{n}"));
                 }
             }
+        }
+        if self.netns_path().exists() {
+            v.push(format!("netns {}", self.netns_path().display()));
         }
         v
     }

@@ -245,10 +245,7 @@ async fn run_suite(o: Opts) -> i32 {
                     harness::tail(&c, 100)
                 ));
             }
-            left.extend(t.d.sys_leftovers());
-            if std::path::Path::new("/run/netns").join(&t.d.netns).exists() {
-                left.push(format!("netns {} still there", t.d.netns));
-            }
+            left.extend(t.d.sys_leftovers(&t.ids));
             if work.exists() {
                 left.push(format!("work dir {} still there", work.display()));
             }
