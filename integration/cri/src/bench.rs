@@ -40,6 +40,10 @@ struct Round {
     rss_peak: u64,
     rss_mean: u64,
     pss_running: u64,
+    /// CPU seconds of the create phase: containerd itself, its reaped children (CNI plugins,
+    /// `containerd-shim start`), the shims themselves, the shims' reaped children (the runtime's
+    /// create/start processes; the containers are still running).
+    cpu: [f64; 4],
     errors: Vec<String>,
 }
 
@@ -75,7 +79,8 @@ fn overhead_pids(rt: &Rt) -> Vec<i32> {
     let cd = rt.d.pid();
     let mut v = vec![];
     for (p, c) in host::processes() {
-        if Some(p) == cd || (c.contains(&w) && c.contains("containerd-shim")) || host::exe(p) == exe {
+        if Some(p) == cd || (c.contains(&w) && c.contains("containerd-shim")) || host::exe(p) == exe
+        {
             v.push(p);
         }
     }
@@ -84,7 +89,11 @@ fn overhead_pids(rt: &Rt) -> Vec<i32> {
 
 fn statm_rss_kib(pid: i32) -> u64 {
     host::read(format!("/proc/{pid}/statm"))
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4)
         .unwrap_or(0)
 }
@@ -161,7 +170,10 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
             while !stop.load(Ordering::Relaxed) {
                 let mut sum = 0;
                 for (p, c) in host::processes() {
-                    if Some(p) == cd || (c.contains(&w) && c.contains("containerd-shim")) || host::exe(p) == exe {
+                    if Some(p) == cd
+                        || (c.contains(&w) && c.contains("containerd-shim"))
+                        || host::exe(p) == exe
+                    {
                         sum += statm_rss_kib(p);
                     }
                 }
@@ -171,6 +183,7 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
         })
     };
 
+    let cd0 = rt.d.pid().map(host::cpu_secs).unwrap_or_default();
     let t0 = Instant::now();
     let pods = limited(o.pods, o.parallel, |i| {
         let cri = cri.clone();
@@ -182,7 +195,14 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
             let name = format!("bench-{i}");
             let ld = logs.join(format!("berth-cri_{name}_{uid}"));
             let _ = std::fs::create_dir_all(&ld);
-            let cfg = kube::pod_config(&name, &uid, &run, &ld.to_string_lossy(), Driver::Cgroupfs, PodOpts::default());
+            let cfg = kube::pod_config(
+                &name,
+                &uid,
+                &run,
+                &ld.to_string_lossy(),
+                Driver::Cgroupfs,
+                PodOpts::default(),
+            );
             let mut done = PodDone {
                 pod: String::new(),
                 uid: uid.clone(),
@@ -201,7 +221,12 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
                 }
             }
             done.run_pod = t.elapsed().as_secs_f64() * 1e3;
-            let pod = kube::Pod { id: done.pod.clone(), uid, cfg: cfg.clone(), opts: PodOpts::default() };
+            let pod = kube::Pod {
+                id: done.pod.clone(),
+                uid,
+                cfg: cfg.clone(),
+                opts: PodOpts::default(),
+            };
             for c in 0..ncont {
                 let cc = kube::container(&format!("c{c}"), &image, "exec sleep 3600", &pod);
                 let t = Instant::now();
@@ -229,8 +254,22 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
     })
     .await;
     r.all_running = t0.elapsed().as_secs_f64();
+    let cd1 = rt.d.pid().map(host::cpu_secs).unwrap_or_default();
+    let w = rt.d.work.to_string_lossy().into_owned() + "/";
+    let (mut ss, mut sc) = (0.0, 0.0);
+    for (p, c) in host::processes() {
+        if c.contains(&w) && c.contains("containerd-shim") {
+            let (a, b) = host::cpu_secs(p);
+            ss += a;
+            sc += b;
+        }
+    }
+    r.cpu = [cd1.0 - cd0.0, cd1.1 - cd0.1, ss, sc];
     // PSS of the overhead processes with everything running
-    r.pss_running = overhead_pids(rt).into_iter().map(|p| host::rss_pss(p).1).sum();
+    r.pss_running = overhead_pids(rt)
+        .into_iter()
+        .map(|p| host::rss_pss(p).1)
+        .sum();
     for p in &pods {
         if let Some(e) = &p.err {
             r.errors.push(e.clone());
@@ -243,10 +282,16 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
     }
     // every container must really be running
     if let Ok(all) = cri.list_containers("").await {
-        let running = all.iter().filter(|c| c.state == ContainerState::ContainerRunning as i32).count();
+        let running = all
+            .iter()
+            .filter(|c| c.state == ContainerState::ContainerRunning as i32)
+            .count();
         let want = pods.iter().map(|p| p.containers.len()).sum::<usize>();
         if running != want || want != o.pods * o.containers {
-            r.errors.push(format!("{running} containers running, {want} started, {} wanted", o.pods * o.containers));
+            r.errors.push(format!(
+                "{running} containers running, {want} started, {} wanted",
+                o.pods * o.containers
+            ));
         }
     }
 
@@ -272,7 +317,11 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
     }
 
     let t2 = Instant::now();
-    let pod_ids: Vec<String> = pods.iter().filter(|p| !p.pod.is_empty()).map(|p| p.pod.clone()).collect();
+    let pod_ids: Vec<String> = pods
+        .iter()
+        .filter(|p| !p.pod.is_empty())
+        .map(|p| p.pod.clone())
+        .collect();
     let rem = limited(pod_ids.len(), o.parallel, |i| {
         let cri = cri.clone();
         let id = pod_ids[i].clone();
@@ -291,7 +340,11 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
     let _ = sampler.await;
     let s = samples.lock().unwrap().clone();
     r.rss_peak = s.iter().copied().max().unwrap_or(0);
-    r.rss_mean = if s.is_empty() { 0 } else { s.iter().sum::<u64>() / s.len() as u64 };
+    r.rss_mean = if s.is_empty() {
+        0
+    } else {
+        s.iter().sum::<u64>() / s.len() as u64
+    };
 
     // kubelet removes the pod cgroups; what else is left is counted
     let uids: Vec<String> = pods.iter().map(|p| p.uid.clone()).collect();
@@ -300,7 +353,10 @@ async fn one_round(rt: &mut Rt, o: &crate::Opts, round: usize) -> Round {
     }
     let mut l = vec![];
     crate::daemon::remove_cgroups(
-        &uids.iter().map(|u| Driver::Cgroupfs.pod_dir(u)).collect::<Vec<_>>(),
+        &uids
+            .iter()
+            .map(|u| Driver::Cgroupfs.pod_dir(u))
+            .collect::<Vec<_>>(),
         &rt.d.cg_existed,
         &mut l,
     );
@@ -332,12 +388,22 @@ pub async fn run(o: crate::Opts) -> i32 {
         o.containers,
         o.parallel,
         o.rounds,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        host::read("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        host::read("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
     );
     for (name, path) in &o.runtimes {
         let work = PathBuf::from(format!("/tmp/bcri-{tag}{name}"));
-        let mut d = Daemon::new(work.clone(), &format!("{tag}{name}"), path.clone(), false, crate::PAUSE_REF);
+        let mut d = Daemon::new(
+            work.clone(),
+            &format!("{tag}{name}"),
+            path.clone(),
+            false,
+            crate::PAUSE_REF,
+        );
         let setup = async {
             d.setup()?;
             d.start()?;
@@ -356,7 +422,14 @@ pub async fn run(o: crate::Opts) -> i32 {
         }
         .await;
         match setup {
-            Ok(cri) => rts.push(Rt { name: name.clone(), path: path.clone(), d, cri, rounds: vec![], soak: vec![] }),
+            Ok(cri) => rts.push(Rt {
+                name: name.clone(),
+                path: path.clone(),
+                d,
+                cri,
+                rounds: vec![],
+                soak: vec![],
+            }),
             Err(e) => {
                 println!("{name}: NOT MEASURED: {e}");
                 for l in d.teardown() {
@@ -368,7 +441,12 @@ pub async fn run(o: crate::Opts) -> i32 {
     }
     // a warm-up pod per runtime (first-use costs: image snapshot, CNI, shim binary in cache)
     for rt in rts.iter_mut() {
-        let w = crate::Opts { pods: 2, rounds: 1, runtimes: vec![], ..o.clone() };
+        let w = crate::Opts {
+            pods: 2,
+            rounds: 1,
+            runtimes: vec![],
+            ..o.clone()
+        };
         let r = one_round(rt, &w, 99).await;
         rt.soak.clear();
         if !r.errors.is_empty() {
@@ -379,7 +457,11 @@ pub async fn run(o: crate::Opts) -> i32 {
         rt.soak.push(left(rt, &[]));
     }
     for round in 0..o.rounds {
-        let order: Vec<usize> = if round % 2 == 0 { (0..rts.len()).collect() } else { (0..rts.len()).rev().collect() };
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..rts.len()).collect()
+        } else {
+            (0..rts.len()).rev().collect()
+        };
         for i in order {
             let r = one_round(&mut rts[i], &o, round).await;
             let rt = &rts[i];
@@ -393,7 +475,11 @@ pub async fn run(o: crate::Opts) -> i32 {
                 median(&r.create_start),
                 median(&r.exec),
                 r.rss_peak as f64 / 1024.0,
-                if r.errors.is_empty() { String::new() } else { format!("  ERRORS: {}", r.errors.len()) }
+                if r.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ERRORS: {}", r.errors.len())
+                }
             );
             for e in r.errors.iter().take(3) {
                 println!("    error: {e}");
@@ -416,9 +502,18 @@ pub async fn run(o: crate::Opts) -> i32 {
             .map(|(i, l)| format!("after round {i}: {l:?}"))
             .collect();
         if grew.is_empty() {
-            println!("soak {}: flat over {} rounds: {:?}", rt.name, rt.soak.len() - 1, base);
+            println!(
+                "soak {}: flat over {} rounds: {:?}",
+                rt.name,
+                rt.soak.len() - 1,
+                base
+            );
         } else {
-            println!("soak {}: FAIL: before {base:?}; {}", rt.name, grew.join("; "));
+            println!(
+                "soak {}: FAIL: before {base:?}; {}",
+                rt.name,
+                grew.join("; ")
+            );
             rc = 1;
         }
     }
@@ -437,7 +532,10 @@ fn report(rts: &[Rt], o: &crate::Opts) {
     }
     let base = &rts[0];
     println!();
-    println!("medians over {} rounds (p50/p99 over all operations of all rounds); ratio = {} / other", o.rounds, base.name);
+    println!(
+        "medians over {} rounds (p50/p99 over all operations of all rounds); ratio = {} / other",
+        o.rounds, base.name
+    );
     print!("  {:<44}", "figure");
     for rt in rts {
         print!(" {:>10}", rt.name);
@@ -448,33 +546,112 @@ fn report(rts: &[Rt], o: &crate::Opts) {
     println!();
     type Fig = (&'static str, fn(&Rt) -> f64);
     let figs: Vec<Fig> = vec![
-        ("wall time per round [s]", |rt| median(&rt.rounds.iter().map(|r| r.wall).collect::<Vec<_>>())),
-        ("time to all-Running [s]", |rt| median(&rt.rounds.iter().map(|r| r.all_running).collect::<Vec<_>>())),
-        ("exec phase (one ExecSync each) [s]", |rt| median(&rt.rounds.iter().map(|r| r.exec_phase).collect::<Vec<_>>())),
-        ("remove phase (StopPodSandbox+Remove) [s]", |rt| median(&rt.rounds.iter().map(|r| r.remove_phase).collect::<Vec<_>>())),
-        ("RunPodSandbox p50 [ms]", |rt| {
-            median(&rt.rounds.iter().flat_map(|r| r.run_pod.clone()).collect::<Vec<_>>())
+        ("wall time per round [s]", |rt| {
+            median(&rt.rounds.iter().map(|r| r.wall).collect::<Vec<_>>())
         }),
-        ("RunPodSandbox p99 [ms]", |rt| pct(&rt.rounds.iter().flat_map(|r| r.run_pod.clone()).collect::<Vec<_>>(), 99.0)),
+        ("time to all-Running [s]", |rt| {
+            median(&rt.rounds.iter().map(|r| r.all_running).collect::<Vec<_>>())
+        }),
+        ("exec phase (one ExecSync each) [s]", |rt| {
+            median(&rt.rounds.iter().map(|r| r.exec_phase).collect::<Vec<_>>())
+        }),
+        ("remove phase (StopPodSandbox+Remove) [s]", |rt| {
+            median(&rt.rounds.iter().map(|r| r.remove_phase).collect::<Vec<_>>())
+        }),
+        ("RunPodSandbox p50 [ms]", |rt| {
+            median(
+                &rt.rounds
+                    .iter()
+                    .flat_map(|r| r.run_pod.clone())
+                    .collect::<Vec<_>>(),
+            )
+        }),
+        ("RunPodSandbox p99 [ms]", |rt| {
+            pct(
+                &rt.rounds
+                    .iter()
+                    .flat_map(|r| r.run_pod.clone())
+                    .collect::<Vec<_>>(),
+                99.0,
+            )
+        }),
         ("CreateContainer+StartContainer p50 [ms]", |rt| {
-            median(&rt.rounds.iter().flat_map(|r| r.create_start.clone()).collect::<Vec<_>>())
+            median(
+                &rt.rounds
+                    .iter()
+                    .flat_map(|r| r.create_start.clone())
+                    .collect::<Vec<_>>(),
+            )
         }),
         ("CreateContainer+StartContainer p99 [ms]", |rt| {
-            pct(&rt.rounds.iter().flat_map(|r| r.create_start.clone()).collect::<Vec<_>>(), 99.0)
+            pct(
+                &rt.rounds
+                    .iter()
+                    .flat_map(|r| r.create_start.clone())
+                    .collect::<Vec<_>>(),
+                99.0,
+            )
         }),
         ("  of which StartContainer p50 [ms]", |rt| {
-            median(&rt.rounds.iter().flat_map(|r| r.start.clone()).collect::<Vec<_>>())
+            median(
+                &rt.rounds
+                    .iter()
+                    .flat_map(|r| r.start.clone())
+                    .collect::<Vec<_>>(),
+            )
         }),
-        ("ExecSync p50 [ms]", |rt| median(&rt.rounds.iter().flat_map(|r| r.exec.clone()).collect::<Vec<_>>())),
-        ("ExecSync p99 [ms]", |rt| pct(&rt.rounds.iter().flat_map(|r| r.exec.clone()).collect::<Vec<_>>(), 99.0)),
+        ("ExecSync p50 [ms]", |rt| {
+            median(
+                &rt.rounds
+                    .iter()
+                    .flat_map(|r| r.exec.clone())
+                    .collect::<Vec<_>>(),
+            )
+        }),
+        ("ExecSync p99 [ms]", |rt| {
+            pct(
+                &rt.rounds
+                    .iter()
+                    .flat_map(|r| r.exec.clone())
+                    .collect::<Vec<_>>(),
+                99.0,
+            )
+        }),
+        ("CPU to all-Running: containerd [s]", |rt| {
+            median(&rt.rounds.iter().map(|r| r.cpu[0]).collect::<Vec<_>>())
+        }),
+        ("  containerd's children: CNI, shim start [s]", |rt| {
+            median(&rt.rounds.iter().map(|r| r.cpu[1]).collect::<Vec<_>>())
+        }),
+        ("  shims [s]", |rt| {
+            median(&rt.rounds.iter().map(|r| r.cpu[2]).collect::<Vec<_>>())
+        }),
+        ("  shims' children: the runtime [s]", |rt| {
+            median(&rt.rounds.iter().map(|r| r.cpu[3]).collect::<Vec<_>>())
+        }),
         ("RSS containerd+shims+runtime, peak [MiB]", |rt| {
-            median(&rt.rounds.iter().map(|r| r.rss_peak as f64 / 1024.0).collect::<Vec<_>>())
+            median(
+                &rt.rounds
+                    .iter()
+                    .map(|r| r.rss_peak as f64 / 1024.0)
+                    .collect::<Vec<_>>(),
+            )
         }),
         ("RSS containerd+shims+runtime, mean [MiB]", |rt| {
-            median(&rt.rounds.iter().map(|r| r.rss_mean as f64 / 1024.0).collect::<Vec<_>>())
+            median(
+                &rt.rounds
+                    .iter()
+                    .map(|r| r.rss_mean as f64 / 1024.0)
+                    .collect::<Vec<_>>(),
+            )
         }),
         ("PSS containerd+shims+runtime, all Running [MiB]", |rt| {
-            median(&rt.rounds.iter().map(|r| r.pss_running as f64 / 1024.0).collect::<Vec<_>>())
+            median(
+                &rt.rounds
+                    .iter()
+                    .map(|r| r.pss_running as f64 / 1024.0)
+                    .collect::<Vec<_>>(),
+            )
         }),
     ];
     for (name, f) in &figs {

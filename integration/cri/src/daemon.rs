@@ -152,10 +152,14 @@ impl Daemon {
         );
         fs::write(w.join("cni/conf/10-bcri.conflist"), cni).map_err(|e| e.to_string())?;
         let d = w.display();
-        let debug = if std::env::var_os("BCRI_DEBUG").is_some() { "[debug]\n  level = \"debug\"\n" } else { "" };
+        // a table of its own, last: every key after a [table] header belongs to that table
+        let debug = if std::env::var_os("BCRI_DEBUG").is_some() {
+            "[debug]\n  level = \"debug\"\n"
+        } else {
+            ""
+        };
         let cfg = format!(
             r#"version = 2
-{debug}
 root = "{d}/root"
 state = "{d}/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
@@ -187,7 +191,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     bin_dir = "{d}/cni/bin"
     conf_dir = "{d}/cni/conf"
     max_conf_num = 1
-"#,
+{debug}"#,
             img = self.sandbox_image,
             rt = self.runtime.display(),
             sd = self.systemd,
@@ -231,7 +235,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         let _ = fs::write(self.work.join("containerd.pid"), child.id().to_string());
         self.child = Some(child);
         let t0 = Instant::now();
-        while !self.sock().exists() {
+        // the bolt db in our root: containerd took the private root (not /var/lib/containerd)
+        while !self.sock().exists()
+            || !self
+                .work
+                .join("root/io.containerd.metadata.v1.bolt")
+                .exists()
+        {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().ok().flatten() {
                 self.child = None;
                 return Err(format!(
@@ -372,7 +382,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         // BCRI_LOGS=DIR keeps containerd's log (with the shims' and runtime's errors)
         if let Some(dir) = std::env::var_os("BCRI_LOGS") {
             let _ = fs::create_dir_all(&dir);
-            let _ = fs::copy(self.log(), Path::new(&dir).join(format!("{}.containerd.log", self.netns)));
+            let _ = fs::copy(
+                self.log(),
+                Path::new(&dir).join(format!("{}.containerd.log", self.netns)),
+            );
             let _ = Command::new("cp")
                 .arg("-a")
                 .arg(self.work.join("logs"))
@@ -408,6 +421,20 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         }
         if host::mounts_under(&self.work).is_empty() {
             let _ = fs::remove_dir_all(&self.work);
+        }
+        // `ip netns add` made /run/netns a shared bind mount of itself the first time: undone
+        // when this run made it and no namespace is left in it
+        let rn = Path::new("/run/netns");
+        let before = self.existed.iter().any(|(p, e)| p == "/run/netns" && *e);
+        if !before
+            && fs::read_dir(rn)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false)
+        {
+            let c = std::ffi::CString::new("/run/netns").unwrap();
+            // SAFETY: umount2 of a fixed path; fails harmlessly (EBUSY/EINVAL) if in use or
+            // not a mount point.
+            unsafe { libc::umount2(c.as_ptr(), 0) };
         }
         for (p, existed) in &self.existed {
             if !existed {

@@ -163,6 +163,8 @@ impl T {
         self.pods.push((id.clone(), uid.clone()));
         self.ids.push(id.clone());
         self.save_spec(&id, &format!("sandbox-{name}"));
+        let pid = self.pod_pid(&id).await?;
+        self.wait_exec(pid, "/pause").await?;
         Ok(Pod {
             id,
             uid,
@@ -184,7 +186,28 @@ impl T {
             &id,
             c.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or(""),
         );
+        let pid = self.pid(&id).await?;
+        self.wait_exec(pid, "/busybox").await?;
         Ok(id)
+    }
+
+    /// StartContainer returns once the runtime let the container's process go, which may be
+    /// before that process exec'd the program (runc's init and berth's child are still the
+    /// runtime's binary, non-dumpable, maybe without the final seccomp filter): wait until
+    /// /proc/<pid>/exe is the image's program, so that checks see the container as it runs.
+    pub async fn wait_exec(&self, pid: i32, suffix: &str) -> R<()> {
+        let t0 = Instant::now();
+        loop {
+            let exe = host::exe(pid);
+            if exe.ends_with(suffix) || !host::alive(pid) {
+                // (a short-lived container may be gone already)
+                return Ok(());
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                return Err(format!("process {pid} still runs {exe:?} 20 s after start"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn create(&mut self, pod: &Pod, c: &cri::ContainerConfig) -> R<String> {

@@ -409,3 +409,23 @@ pub fn ppid(pid: i32) -> i32 {
         })
         .unwrap_or(0)
 }
+
+/// CPU time of a process and of its waited-for children, in seconds: (utime+stime,
+/// cutime+cstime) from /proc/<pid>/stat.
+pub fn cpu_secs(pid: i32) -> (f64, f64) {
+    // SAFETY: sysconf has no side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Some(s) = read(format!("/proc/{pid}/stat")) else {
+        return (0.0, 0.0);
+    };
+    let Some(r) = s.rfind(')') else {
+        return (0.0, 0.0);
+    };
+    // fields after the comm: state is field 3; utime 14, stime 15, cutime 16, cstime 17
+    let f: Vec<f64> = s[r + 2..]
+        .split(' ')
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let g = |n: usize| f.get(n - 3).copied().unwrap_or(0.0);
+    ((g(14) + g(15)) / hz, (g(16) + g(17)) / hz)
+}

@@ -256,7 +256,7 @@ async fn g_pod(t: &mut T) -> cri::R<()> {
     t.check("pod.ip", r);
 
     // pod.cgroup-parent: sandbox and containers in <parent>/<id> in every hierarchy.
-    let r = (|| {
+    let r = async {
         let mut bad = vec![];
         let ctrls: Vec<&str> = if host::cgroup_v2() {
             vec![""]
@@ -292,7 +292,8 @@ async fn g_pod(t: &mut T) -> cri::R<()> {
             }
         }
         ensure(bad.is_empty(), || bad.join("; "))
-    })();
+    }
+    .await;
     t.check("pod.cgroup-parent", r);
 
     let r = async {
@@ -452,8 +453,8 @@ async fn g_pod(t: &mut T) -> cri::R<()> {
         let mi = t.cri.sh(&app_id, "cat /proc/self/mountinfo").await?;
         let opts = |dest: &str| {
             mi.lines()
-                .filter(|l| l.split(' ').nth(4) == Some(dest))
-                .last()
+                .rev()
+                .find(|l| l.split(' ').nth(4) == Some(dest))
                 .and_then(|l| l.split(' ').nth(5).map(str::to_string))
                 .unwrap_or_default()
         };
@@ -525,7 +526,7 @@ async fn g_pod(t: &mut T) -> cri::R<()> {
     t.check("container.devices", r);
 
     // CRI sends no rlimits: the container keeps what the shim (its parent) has.
-    let r = (|| {
+    let r = {
         let parent = host::ppid(app_pid);
         let a = host::read(format!("/proc/{app_pid}/limits")).unwrap_or_default();
         let b = host::read(format!("/proc/{parent}/limits")).unwrap_or_default();
@@ -539,7 +540,7 @@ async fn g_pod(t: &mut T) -> cri::R<()> {
                 )
             },
         )
-    })();
+    };
     t.check("container.rlimits-inherited", r);
 
     // tty + stdin (kubectl run -it): the shim hands the runtime a console socket.
@@ -549,6 +550,10 @@ async fn g_pod(t: &mut T) -> cri::R<()> {
         c.stdin = true;
         c.stdin_once = true;
         let id = t.start(&pod, &c).await?;
+        // its output, once it runs the program (before, it may still be the runtime's
+        // non-dumpable process, whose fds cannot be read from inside)
+        t.wait_file(&t.pod_cfg_log(&pod.cfg, &c), "tty-out", 10)
+            .await?;
         let pid = t.pid(&id).await?;
         let fd = std::fs::read_link(format!("/proc/{pid}/fd/1"))
             .map(|p| p.display().to_string())
@@ -560,10 +565,7 @@ async fn g_pod(t: &mut T) -> cri::R<()> {
         ensure(
             fd.starts_with("/dev/pts/") && o.lines().count() == 3 && o.lines().all(|l| l == fd),
             || format!("init's stdio: host {fd:?}, inside {o:?}"),
-        )?;
-        t.wait_file(&t.pod_cfg_log(&pod.cfg, &c), "tty-out", 10)
-            .await
-            .map(|_| ())
+        )
     }
     .await;
     t.check("container.tty", r);
@@ -583,10 +585,18 @@ async fn g_pod(t: &mut T) -> cri::R<()> {
                 host::ns(app_pid, "pid")
             )
         })?;
-        let o = t.cri.sh(&id, "ps -o args").await?;
-        ensure(o.contains("sleep 3600") && o.contains("sleep 3602"), || {
-            format!("ps in debug: {o:?}")
-        })
+        // StartContainer returns once the runtime let the process go, maybe before its exec
+        let t0 = Instant::now();
+        loop {
+            let o = t.cri.sh(&id, "ps -o args").await?;
+            if o.contains("sleep 3600") && o.contains("sleep 3602") {
+                return Ok(());
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                return Err(format!("ps in debug: {o:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     .await;
     t.check("container.target-pid-namespace", r);
@@ -1000,16 +1010,7 @@ async fn check_res(t: &T, id: &str, pid: i32, want: &host::Res) -> cri::R<()> {
 
 /// cpuset.cpus on the host and the CPUs the container's processes may run on.
 async fn check_cpuset(t: &T, id: &str, pid: i32, want: &str) -> cri::R<()> {
-    let h = host::cgroup_file(
-        pid,
-        "cpuset",
-        if host::cgroup_v2() {
-            "cpuset.cpus"
-        } else {
-            "cpuset.cpus"
-        },
-    )
-    .unwrap_or_default();
+    let h = host::cgroup_file(pid, "cpuset", "cpuset.cpus").unwrap_or_default();
     let st = host::status(pid);
     let i = t
         .cri
@@ -1375,7 +1376,7 @@ async fn g_security(t: &mut T) -> cri::R<()> {
     let r = async {
         let mi = t.cri.sh(&caps, "cat /proc/self/mountinfo").await?;
         let mut bad = vec![];
-        let mount = |dest: &str| mi.lines().filter(|l| l.split(' ').nth(4) == Some(dest)).last().map(str::to_string);
+        let mount = |dest: &str| mi.lines().rev().find(|l| l.split(' ').nth(4) == Some(dest)).map(str::to_string);
         for p in kube::MASKED {
             let exists = t.cri.exec(&caps, &["test", "-e", p], 30).await?.2 == 0;
             if !exists {
@@ -1470,8 +1471,8 @@ async fn g_privileged(t: &mut T) -> cri::R<()> {
         let mi = t.cri.sh(&id, "cat /proc/self/mountinfo").await?;
         let mount = |dest: &str| {
             mi.lines()
-                .filter(|l| l.split(' ').nth(4) == Some(dest))
-                .last()
+                .rev()
+                .find(|l| l.split(' ').nth(4) == Some(dest))
                 .map(str::to_string)
         };
         if let Some(l) = mount("/proc/keys") {
