@@ -189,6 +189,15 @@ async fn run_suite(o: Opts) -> i32 {
     );
     let t0 = std::time::Instant::now();
     let setup = async {
+        if o.driver == kube::Driver::Systemd
+            && !std::path::Path::new("/run/systemd/system").exists()
+        {
+            return Err(
+                "--cgroup-driver systemd needs systemd as PID 1 (the systemd guest): \
+                        this host has none; use cgroupfs"
+                    .to_string(),
+            );
+        }
         d.setup()?;
         d.start()?;
         // the socket exists a moment before containerd accepts on it
