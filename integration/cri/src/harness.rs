@@ -188,7 +188,45 @@ impl T {
         );
         let pid = self.pid(&id).await?;
         self.wait_exec(pid, "/busybox").await?;
+        let name = c
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let pod_name = pod
+            .cfg
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        self.fingerprint(&id, &format!("{pod_name}-{name}")).await;
         Ok(id)
+    }
+
+    /// With BCRI_FP_DIR set: what the container looks like from inside (an exec and its init:
+    /// status fields, mounts, /dev, limits, cgroups, env...), normalized, one file per
+    /// container, so that two runs (berth, runc) can be compared with `diff -r`.
+    pub async fn fingerprint(&self, id: &str, name: &str) {
+        let Some(dir) = std::env::var_os("BCRI_FP_DIR") else {
+            return;
+        };
+        let script = "for p in self 1; do echo \"== $p\"; \
+            grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs|Seccomp|Cpus_allowed_list|Mems_allowed_list)' /proc/$p/status; \
+            cat /proc/$p/limits; cat /proc/$p/oom_score_adj; tr '\\0' '\\n' < /proc/$p/environ | sort; \
+            readlink /proc/$p/cwd; cat /proc/$p/cgroup; done 2>&1; \
+            echo '== mounts'; awk '{ s=\"\"; for (i=7;i<=NF;i++) if ($i==\"-\") s=i; print $5, $4, $6, $(s+1), $(s+2), $(s+3) }' /proc/self/mountinfo | sort; \
+            echo '== dev'; ls -lan /dev /dev/pts /dev/shm /dev/mqueue 2>&1 | awk '{print $1, $3, $4, $5, $6, $NF}'; \
+            echo '== cgroupfs'; ls /sys/fs/cgroup; echo '== misc'; umask; hostname; id; cat /etc/resolv.conf /etc/hosts; \
+            stat -c '%A %U %G %n' / /tmp /proc /sys /etc/hostname /etc/hosts /etc/resolv.conf /dev/shm /dev/termination-log 2>&1";
+        let out = match self.cri.exec(id, &["/bin/sh", "-c", script], 30).await {
+            Ok((o, e, c)) => format!("{o}{e}exit {c}\n"),
+            Err(e) => format!("exec failed: {e}\n"),
+        };
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(
+            PathBuf::from(dir).join(format!("{name}.txt")),
+            normalize(&out, &self.d.work),
+        );
     }
 
     /// StartContainer returns once the runtime let the container's process go, which may be
@@ -386,6 +424,49 @@ impl T {
             Err(left.join(", "))
         }
     }
+}
+
+/// Replace what differs between any two runs (ids, uids, paths of the work dir, mount and
+/// device numbers, memory/time figures) by placeholders.
+pub fn normalize(s: &str, work: &std::path::Path) -> String {
+    let w = work.to_string_lossy().into_owned();
+    let mut out = String::new();
+    for l in s.lines() {
+        let l = l.replace(&w, "W");
+        let mut t = String::new();
+        // 64-hex ids -> ID, uuids -> UID, long digit runs -> N
+        let mut word = String::new();
+        let flush = |word: &mut String, t: &mut String| {
+            let is_hex = word.len() >= 32 && word.chars().all(|c| c.is_ascii_hexdigit());
+            let w = word.strip_prefix("pod").unwrap_or(word);
+            let is_uuid = w.len() == 36 && w.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+            let is_num = (word.len() >= 4 || t.ends_with("snapshots/"))
+                && !word.is_empty()
+                && word.chars().all(|c| c.is_ascii_digit());
+            if is_hex {
+                t.push_str("ID");
+            } else if is_uuid {
+                t.push_str("UID");
+            } else if is_num {
+                t.push('N');
+            } else {
+                t.push_str(word);
+            }
+            word.clear();
+        };
+        for c in l.chars() {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                word.push(c);
+            } else {
+                flush(&mut word, &mut t);
+                t.push(c);
+            }
+        }
+        flush(&mut word, &mut t);
+        out.push_str(&t);
+        out.push('\n');
+    }
+    out
 }
 
 pub fn tail(s: &str, n: usize) -> String {
