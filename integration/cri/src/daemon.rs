@@ -351,13 +351,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     /// What this run left in the system paths containerd and CNI use whatever they are told:
     /// shim sockets and libcni cache entries of its sandboxes and containers (`ids`), its
     /// network namespace. Entries of other runs (another suite or benchmark at the same
-    /// time) are not counted.
+    /// time) are not counted. The sockets and cache entries found are reported, then removed
+    /// (they are this run's own: a run whose pods could not be stopped leaves them).
     pub fn sys_leftovers(&self, ids: &[String]) -> Vec<String> {
         let mut v = vec![];
         for id in ids {
             let s = self.shim_socket(id);
             if s.exists() {
                 v.push(format!("shim socket {} (of {id})", s.display()));
+                let _ = fs::remove_file(&s);
             }
         }
         if let Ok(rd) = fs::read_dir("/var/lib/cni/results") {
@@ -365,6 +367,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 let n = e.file_name().to_string_lossy().into_owned();
                 if ids.iter().any(|i| n.contains(i.as_str())) {
                     v.push(format!("CNI cache /var/lib/cni/results/{n}"));
+                    let _ = fs::remove_file(e.path());
                 }
             }
         }
@@ -436,13 +439,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             // not a mount point.
             unsafe { libc::umount2(c.as_ptr(), 0) };
         }
+        self.remove_sys_dirs();
+        left
+    }
+
+    /// The system dirs of SYS_PATHS this run made, if empty (anything else may be someone
+    /// else's).
+    pub fn remove_sys_dirs(&self) {
         for (p, existed) in &self.existed {
             if !existed {
-                // only empty dirs go: anything else may be someone else's
                 let _ = fs::remove_dir(p);
             }
         }
-        left
     }
 }
 

@@ -6,6 +6,7 @@
 //!   berth-cri bench --runtime NAME=PATH [--runtime NAME=PATH ..] --pause-image TAR
 //!                   --busybox-image TAR [--pods 50] [--containers 2] [--parallel 8] [--rounds 5]
 //!   berth-cri list                       (the suite's check names)
+//!   berth-cri mutations | mutate NAME REAL ARGS..   (wrong runtimes: hack/cri/canfail.sh)
 //!
 //! The suite prints one `PASS name` / `FAIL name: why` line per check and ends with
 //! `N passed, M failed`. hack/cri.sh builds the images and runs it per runtime.
@@ -16,6 +17,7 @@ mod daemon;
 mod harness;
 mod host;
 mod kube;
+mod mutate;
 mod suite;
 
 use std::path::PathBuf;
@@ -53,6 +55,14 @@ pub struct Opts {
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| usage());
+    // a deliberately wrong runtime (hack/cri/canfail.sh): no tokio, exec's the real one
+    if mode == "mutate" {
+        mutate::run(args.collect());
+    }
+    if mode == "mutations" {
+        mutate::list();
+        return;
+    }
     if mode == "cleanup" {
         args.next();
     }
@@ -255,6 +265,7 @@ async fn run_suite(o: Opts) -> i32 {
                 ));
             }
             left.extend(t.d.sys_leftovers(&t.ids));
+            t.d.remove_sys_dirs();
             if work.exists() {
                 left.push(format!("work dir {} still there", work.display()));
             }
