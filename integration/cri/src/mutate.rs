@@ -75,6 +75,20 @@ fn ns_unshare(v: &mut Value, kind: &str) {
     }
 }
 
+/// Run process.args under `/bin/sh -c SCRIPT sh ARGS..` (the spec's or process.json's).
+fn wrap_args(v: &mut Value, script: &str) {
+    let p = if v.get("process").is_some() {
+        &mut v["process"]
+    } else {
+        v
+    };
+    if let Some(Value::Array(a)) = p.get_mut("args") {
+        let mut n = vec![json!("/bin/sh"), json!("-c"), json!(script), json!("sh")];
+        n.append(a);
+        *a = n;
+    }
+}
+
 fn caps_edit(v: &mut Value, f: &dyn Fn(&mut Vec<Value>)) {
     if let Some(c) = v.get_mut("capabilities").and_then(Value::as_object_mut) {
         for (_, set) in c.iter_mut() {
@@ -218,6 +232,27 @@ pub fn all() -> Vec<Mutation> {
             expect: &["exec.joins-container"],
             what: "exec'd processes get no capabilities",
             change: Exec(|v| caps_edit(v, &|a| a.clear())),
+        },
+        Mutation {
+            name: "exec-stderr-to-stdout",
+            filter: "pod.hostname",
+            expect: &["exec.output-exit-code"],
+            what: "exec'd processes get their stderr on stdout",
+            change: Exec(|v| wrap_args(v, "exec 2>&1; exec \"$@\"")),
+        },
+        Mutation {
+            name: "exec-orphan",
+            filter: "pod.hostname",
+            expect: &["exec.timeout"],
+            what: "exec runs the command as a child of a shell (killing the exec'd process leaves it)",
+            change: Exec(|v| wrap_args(v, "\"$@\" & wait $!")),
+        },
+        Mutation {
+            name: "exit-zero",
+            filter: "pod.hostname",
+            expect: &["container.exit-status"],
+            what: "the container's process exits 0 whatever its program returned",
+            change: Spec(Who::Container, |v| wrap_args(v, "\"$@\"; exit 0")),
         },
         Mutation {
             name: "update-ignored",
