@@ -3,7 +3,7 @@ CARGO ?= cargo
 BERTH := target/release/berth
 ROOTFS := hack/.cache/rootfs
 
-.PHONY: all build demo test deps rootfs unit integration cri cri-canfail e2e vm-test sysvm-test sysvm-image bench bench-cri link-order test-stress lint clean
+.PHONY: all build demo test deps rootfs unit integration cri cri-canfail cri-sysvm e2e vm-test sysvm-test sysvm-image bench bench-cri link-order test-stress lint clean
 
 all build:
 	$(CARGO) build --release --bin berth
@@ -34,6 +34,10 @@ cri: build rootfs
 # Can the CRI suite's checks fail? The suite against deliberately wrong runtimes (~13 min).
 cri-canfail: build rootfs
 	bash hack/cri/canfail.sh
+
+# The CRI suite with the systemd cgroup driver in the systemd guest (runc; RUNTIMES=...).
+cri-sysvm: build rootfs
+	bash hack/cri/sysvm.sh
 
 e2e: build rootfs
 	bash hack/e2e/run.sh

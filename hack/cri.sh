@@ -7,6 +7,7 @@
 #   RUNTIMES=runc FILTER=security bash hack/cri.sh
 #   CGROUP_DRIVER=systemd bash hack/cri.sh    # SystemdCgroup = true, kubelet's slice names
 #                                             # (needs systemd as PID 1: the systemd guest)
+#   bash hack/cri/sysvm.sh                    # that, in the systemd guest (make cri-sysvm)
 #
 # RUNTIMES: names or paths (berth = target/release/berth). FILTER: comma-separated substrings
 # of group or check names. VERBOSE=1: the suite says what it does.
@@ -19,11 +20,19 @@ RUNTIMES=${RUNTIMES:-"berth runc"}
 
 [ "$(id -u)" = 0 ] || { cri_log "must run as root"; exit 2; }
 t0=$SECONDS
-cri_deps || { cri_log "cannot install the packages"; exit 2; }
-cri_build || { cri_log "cannot build the CRI client"; exit 2; }
 work=$(mktemp -d /tmp/bcri-results.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-cri_images "$work" || { cri_log "cannot build the images"; exit 2; }
+if [ -n "${CRI_PREBUILT:-}" ]; then
+    # client and images made beforehand (hack/cri/sysvm.sh, for the systemd guest, which has
+    # neither a compiler nor a network)
+    CRI_BIN=$PWD/target/cri/berth-cri
+    cp "$CRI_PREBUILT/pause.tar" "$CRI_PREBUILT/busybox.tar" "$work/" && [ -x "$CRI_BIN" ] ||
+        { cri_log "no client or images prepared (CRI_PREBUILT=$CRI_PREBUILT)"; exit 2; }
+else
+    cri_deps || { cri_log "cannot install the packages"; exit 2; }
+    cri_build || { cri_log "cannot build the CRI client"; exit 2; }
+    cri_images "$work" || { cri_log "cannot build the images"; exit 2; }
+fi
 cri_log "setup took $((SECONDS - t0)) s"
 
 names=()

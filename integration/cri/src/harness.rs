@@ -186,8 +186,16 @@ impl T {
             &id,
             c.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or(""),
         );
-        let pid = self.pid(&id).await?;
-        self.wait_exec(pid, "/busybox").await?;
+        match self.pid(&id).await {
+            Ok(pid) => self.wait_exec(pid, "/busybox").await?,
+            Err(e) => {
+                // a short-lived container may have exited already: no pid in its info then
+                let st = self.cri.container_status(&id).await?.status;
+                if st.map(|s| s.state) != Some(ContainerState::ContainerExited as i32) {
+                    return Err(e);
+                }
+            }
+        }
         let name = c
             .metadata
             .as_ref()
