@@ -31,7 +31,9 @@ section() {
     fi
 }
 lint() {
-    cargo fmt --all -- --check && cargo clippy --release --all-targets -q -- -D warnings
+    cargo fmt --all -- --check && cargo clippy --release --all-targets -q -- -D warnings &&
+        # the CRI client (integration/cri, its own profile) needs protoc: cri_deps installs it
+        (. hack/cri/lib.sh && cri_deps) && cargo clippy --profile cri -p berth-cri -q -- -D warnings
 }
 unit() {
     cargo test --release --workspace -- --test-threads=2
