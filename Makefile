@@ -5,7 +5,7 @@ DESTDIR ?=
 BERTH := target/release/berth
 ROOTFS := hack/.cache/rootfs
 
-.PHONY: all build demo test deps deps-build docs install uninstall static rootfs unit integration e2e vm-test sysvm-test sysvm-image bench link-order test-stress lint clean
+.PHONY: all build demo test deps deps-build docs install uninstall static rootfs unit integration cri cri-canfail cri-sysvm e2e vm-test sysvm-test sysvm-image bench bench-cri link-order test-stress lint clean
 
 all build:
 	$(CARGO) build --release --bin berth
@@ -50,6 +50,18 @@ unit: build rootfs
 integration: build rootfs
 	bash hack/integration.sh
 
+# Kubernetes pods through containerd's CRI (integration/cri), berth and runc side by side.
+cri: build rootfs
+	bash hack/cri.sh
+
+# Can the CRI suite's checks fail? The suite against deliberately wrong runtimes (~13 min).
+cri-canfail: build rootfs
+	bash hack/cri/canfail.sh
+
+# The CRI suite with the systemd cgroup driver in the systemd guest (runc; RUNTIMES=...).
+cri-sysvm: build rootfs
+	bash hack/cri/sysvm.sh
+
 e2e: build rootfs
 	bash hack/e2e/run.sh
 
@@ -65,6 +77,11 @@ sysvm-image:
 
 bench: build rootfs
 	bash hack/bench/run.sh
+	bash hack/bench/cri.sh
+
+# The pod-scale CRI benchmark alone (~6 min): 50 pods x 2 containers through containerd.
+bench-cri: build rootfs
+	bash hack/bench/cri.sh
 
 # Regenerate hack/link/berth.order (hot-first function layout, see build.rs) and relink; ~7 min.
 link-order: rootfs

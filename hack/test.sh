@@ -3,8 +3,9 @@
 # Sections: lint, cargo tests (real containers, as root), the spec suite side by side with
 # runc (hack/integration.sh), the engines end to end (hack/e2e/run.sh), the pure cgroup v2 VM
 # (hack/vm/run-tests.sh), the systemd + cgroup v2 guest (hack/sysvm/run-tests.sh: the engines
-# at their systemd defaults), the short stress run (hack/stress.sh), make install's layout, the
-# static build (hack/static.sh test). SKIP="e2e vm" skips sections by name.
+# at their systemd defaults), the short stress run (hack/stress.sh), Kubernetes pods through
+# containerd's CRI side by side with runc (hack/cri.sh), make install's layout, the static build
+# (hack/static.sh test). SKIP="e2e vm" skips sections by name.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -12,8 +13,8 @@ export BERTH_ROOTFS=$repo/hack/.cache/rootfs
 declare -a results=()
 failed=0
 # Sections in REPORT_ONLY run and print their results, but do not fail the build (none by
-# default; e.g. REPORT_ONLY="vm" while working on something else). The integration section fails
-# iff berth fails a scenario that runc passes on this machine.
+# default; e.g. REPORT_ONLY="vm" while working on something else). The integration and cri
+# sections fail iff berth fails a scenario (check) that runc passes on this machine.
 REPORT_ONLY=${REPORT_ONLY:-""}
 section() {
     local name=$1; shift
@@ -31,7 +32,9 @@ section() {
     fi
 }
 lint() {
-    cargo fmt --all -- --check && cargo clippy --release --all-targets -q -- -D warnings
+    cargo fmt --all -- --check && cargo clippy --release --all-targets -q -- -D warnings &&
+        # the CRI client (integration/cri, its own profile) needs protoc: cri_deps installs it
+        (. hack/cri/lib.sh && cri_deps) && cargo clippy --profile cri -p berth-cri -q -- -D warnings
 }
 unit() {
     cargo test --release --workspace -- --test-threads=2
@@ -55,6 +58,7 @@ section cargo-test unit
 section stress env SOAK="${SOAK:-200}" CONCURRENCY="${CONCURRENCY:-40}" RACE_ROUNDS="${RACE_ROUNDS:-5}" \
     RELIABILITY=0 STRESS_TIMEOUT=300 bash hack/stress.sh
 section integration bash hack/integration.sh
+section cri bash hack/cri.sh
 section e2e bash hack/e2e/run.sh
 # make install's layout into a temporary DESTDIR, and uninstall (hack/install.sh).
 section install bash hack/install.sh check
