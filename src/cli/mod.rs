@@ -1,6 +1,7 @@
 //! The command line, runc-compatible: global options (--root, --log, --debug...) before the
 //! subcommand, as runc and crun take them; one file per subcommand.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -10,12 +11,12 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+mod restore;
 mod resume;
 mod run;
 pub(crate) mod spec;
 mod start;
 mod state;
-mod unsupported;
 mod update;
 
 use anyhow::{Result, bail};
@@ -52,9 +53,9 @@ struct Cli {
     /// Rootless mode: true, false or auto
     #[arg(long, value_name = "true|false|auto", num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
-    /// Path to criu (accepted for compatibility; checkpoint/restore is not supported yet)
-    #[arg(long, hide = true)]
-    criu: Option<String>,
+    /// The criu binary for checkpoint and restore (a name looked up in PATH, or a path)
+    #[arg(long, value_name = "PATH")]
+    criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -65,6 +66,8 @@ struct Cli {
 /// Options every command sees.
 pub struct Global {
     pub root: PathBuf,
+    /// `--criu`: the criu binary (default: criu in PATH).
+    pub criu: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -104,10 +107,10 @@ enum Cmd {
     Events(events::Args),
     /// Describe what this runtime supports (OCI features document)
     Features(features::Args),
-    /// Checkpoint a container (not supported)
-    Checkpoint(unsupported::Args),
-    /// Restore a container (not supported)
-    Restore(unsupported::Args),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(checkpoint::Args),
+    /// Restore a container from a checkpoint with CRIU
+    Restore(restore::Args),
 }
 
 pub fn main() -> Result<i32> {
@@ -149,7 +152,10 @@ pub fn main() -> Result<i32> {
     if rootless && !is_spec {
         bail!("rootless containers are not supported yet: run berth as root");
     }
-    let g = Global { root: cli.root };
+    let g = Global {
+        root: cli.root,
+        criu: cli.criu,
+    };
     match cmd {
         Cmd::Create(a) => create::run(&g, a),
         Cmd::Start(a) => start::run(&g, a),
@@ -166,8 +172,8 @@ pub fn main() -> Result<i32> {
         Cmd::Update(a) => update::run(&g, a),
         Cmd::Events(a) => events::run(&g, a),
         Cmd::Features(a) => features::run(&g, a),
-        Cmd::Checkpoint(_) => unsupported::fail("checkpoint"),
-        Cmd::Restore(_) => unsupported::fail("restore"),
+        Cmd::Checkpoint(a) => checkpoint::run(&g, a),
+        Cmd::Restore(a) => restore::run(&g, a),
     }
 }
 
