@@ -7,54 +7,60 @@ use super::Global;
 use crate::criu::dump::{self, Options};
 use crate::criu::rpc::CgMode;
 
+/// runc's flags. Each may be given more than once, the last one counting, as runc takes them
+/// (podman 4.3 passes `--leave-running` twice).
 #[derive(clap::Args)]
 pub struct Args {
     /// Container id
     id: String,
     /// Directory for CRIU's image files (default: ./checkpoint)
-    #[arg(long = "image-path")]
+    #[arg(long = "image-path", overrides_with = "image_path")]
     image_path: Option<PathBuf>,
     /// Directory for CRIU's work files and log (default: the image directory)
-    #[arg(long = "work-path")]
+    #[arg(long = "work-path", overrides_with = "work_path")]
     work_path: Option<PathBuf>,
     /// A previous pre-dump's image directory, relative to --image-path
-    #[arg(long = "parent-path")]
+    #[arg(long = "parent-path", overrides_with = "parent_path")]
     parent_path: Option<PathBuf>,
     /// Leave the container running after the checkpoint
-    #[arg(long = "leave-running")]
+    #[arg(long = "leave-running", overrides_with = "leave_running")]
     leave_running: bool,
     /// Checkpoint established TCP connections
-    #[arg(long = "tcp-established")]
+    #[arg(long = "tcp-established", overrides_with = "tcp_established")]
     tcp_established: bool,
     /// Checkpoint UNIX sockets connected to the outside
-    #[arg(long = "ext-unix-sk")]
+    #[arg(long = "ext-unix-sk", overrides_with = "ext_unix_sk")]
     ext_unix_sk: bool,
     /// Checkpoint a shell job (a process attached to the caller's terminal)
-    #[arg(long = "shell-job")]
+    #[arg(long = "shell-job", overrides_with = "shell_job")]
     shell_job: bool,
     /// Leave the memory pages to be fetched lazily by the restoring side (userfaultfd)
-    #[arg(long = "lazy-pages")]
+    #[arg(long = "lazy-pages", overrides_with = "lazy_pages")]
     lazy_pages: bool,
     /// With --lazy-pages: CRIU writes a zero byte to this descriptor once its page server is ready
-    #[arg(long = "status-fd", default_value_t = -1, allow_negative_numbers = true)]
+    #[arg(long = "status-fd", default_value_t = -1, allow_negative_numbers = true, overrides_with = "status_fd")]
     status_fd: i32,
     /// Send the memory pages to a CRIU page server at ADDRESS:PORT
-    #[arg(long = "page-server", value_name = "ADDRESS:PORT")]
+    #[arg(
+        long = "page-server",
+        value_name = "ADDRESS:PORT",
+        overrides_with = "page_server"
+    )]
     page_server: Option<String>,
     /// Checkpoint file locks
-    #[arg(long = "file-locks")]
+    #[arg(long = "file-locks", overrides_with = "file_locks")]
     file_locks: bool,
     /// Dump the memory only and leave the container running (for a later --parent-path)
-    #[arg(long = "pre-dump")]
+    #[arg(long = "pre-dump", overrides_with = "pre_dump")]
     pre_dump: bool,
     /// How CRIU handles cgroups: soft, full, strict or ignore (default: CRIU's, soft)
-    #[arg(long = "manage-cgroups-mode")]
+    #[arg(long = "manage-cgroups-mode", overrides_with = "manage_cgroups_mode")]
     manage_cgroups_mode: Option<String>,
     /// Make the namespace at restore but do not restore its content (network)
     #[arg(long = "empty-ns", value_delimiter = ',')]
     empty_ns: Vec<String>,
     /// Deduplicate memory images against the parent image
-    #[arg(long = "auto-dedup")]
+    #[arg(long = "auto-dedup", overrides_with = "auto_dedup")]
     auto_dedup: bool,
 }
 
