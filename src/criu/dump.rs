@@ -39,7 +39,9 @@ pub struct Options {
 
 /// `org.criu.config` (runc's annotation): a CRIU configuration file for this container, or
 /// none when empty; otherwise /etc/criu/berth.conf if present, else runc's.
-pub fn config_file(annotations: Option<&std::collections::HashMap<String, String>>) -> Option<String> {
+pub fn config_file(
+    annotations: Option<&std::collections::HashMap<String, String>>,
+) -> Option<String> {
     match annotations.and_then(|a| a.get("org.criu.config")) {
         Some(f) if f.is_empty() => None,
         Some(f) => Some(f.clone()),
@@ -50,7 +52,11 @@ pub fn config_file(annotations: Option<&std::collections::HashMap<String, String
 
 /// Make a directory CRIU writes to (mode 0700; an existing one is reused, as runc does).
 pub fn make_dir(p: &Path, what: &str) -> Result<std::fs::File> {
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+    {
         Ok(()) => {}
         Err(e) => bail!("{what} {}: {}", p.display(), io_errno_text(&e)),
     }
@@ -117,12 +123,15 @@ pub fn failure_message(
 }
 
 pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) -> Result<()> {
+    let mut ph = crate::spawn::Phases::new("checkpoint");
     let (c, _lock) = Container::lock(root, id)?;
     let paused = match c.status() {
         Status::Running => false,
         Status::Paused => true,
         Status::Created => {
-            bail!("cannot checkpoint container {id:?}: it is created but not started (start it first)")
+            bail!(
+                "cannot checkpoint container {id:?}: it is created but not started (start it first)"
+            )
         }
         Status::Stopped => bail!("cannot checkpoint container {id:?}: it has stopped"),
         Status::Creating => bail!("cannot checkpoint container {id:?}: it is still being created"),
@@ -130,11 +139,25 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
     let spec = lifecycle::saved_spec(&c)?;
     let criu = super::binary(criu_flag).map_err(|e| anyhow!("checkpoint: {e}"))?;
 
-    // Everything the options say is checked before anything is written.
-    if let Some(p) = &o.parent_path {
-        if p.is_absolute() {
-            bail!("--parent-path {}: must be relative to --image-path", p.display());
+    if o.parent_path.as_ref().is_some_and(|p| p.is_absolute()) {
+        bail!("--parent-path must be relative to --image-path");
+    }
+    if let Some(fd) = o.status_fd {
+        let flags = nix::fcntl::fcntl(crate::sys::borrow_fd(fd), nix::fcntl::FcntlArg::F_GETFL)
+            .map_err(|e| anyhow!("--status-fd {fd}: {}", super::errno_text(e)))?;
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            bail!("--status-fd {fd}: not open for writing");
         }
+        if !o.lazy_pages {
+            bail!(
+                "--status-fd is for --lazy-pages (CRIU signals on it that its page server is ready)"
+            );
+        }
+    }
+
+    let images = make_dir(&o.image_path, "--image-path")?;
+    // After the image directory exists (the parent is relative to it), as runc does.
+    if let Some(p) = &o.parent_path {
         let real = o.image_path.join(p);
         if !real.is_dir() {
             bail!(
@@ -144,18 +167,6 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
             );
         }
     }
-    if let Some(fd) = o.status_fd {
-        let flags = nix::fcntl::fcntl(crate::sys::borrow_fd(fd), nix::fcntl::FcntlArg::F_GETFL)
-        .map_err(|e| anyhow!("--status-fd {fd}: {}", super::errno_text(e)))?;
-        if flags & libc::O_ACCMODE == libc::O_RDONLY {
-            bail!("--status-fd {fd}: not open for writing");
-        }
-        if !o.lazy_pages {
-            bail!("--status-fd is for --lazy-pages (CRIU signals on it that its page server is ready)");
-        }
-    }
-
-    let images = make_dir(&o.image_path, "--image-path")?;
     let work = match &o.work_path {
         Some(w) => Some(make_dir(w, "--work-path")?),
         None => None,
@@ -219,14 +230,22 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
                     super::errno_text(e)
                 )
             })?;
-            opts.external
-                .push(format!("{}[{}]:{}", ext::ns_name(t), st.st_ino, ext::ns_key(t)));
+            opts.external.push(format!(
+                "{}[{}]:{}",
+                ext::ns_name(t),
+                st.st_ino,
+                ext::ns_key(t)
+            ));
         }
     }
 
     let mut meta = Meta {
         complete: false,
-        kind: if o.pre_dump { Kind::PreDump } else { Kind::Dump },
+        kind: if o.pre_dump {
+            Kind::PreDump
+        } else {
+            Kind::Dump
+        },
         error: None,
         log: log.clone(),
         id: id.to_string(),
@@ -256,6 +275,7 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
     // Written before CRIU runs: until it is rewritten below, the directory is incomplete.
     meta.write(&o.image_path)?;
 
+    ph.mark("prepare");
     let swrk = Swrk::new(&criu);
     // CRIU opens these through /proc/<berth's pid>/fd (the peer of its socket): berth's own
     // descriptor numbers, not passed.
@@ -267,7 +287,10 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
     } else {
         ReqType::Dump
     };
-    crate::logger::debug(&format!("checkpoint of {id:?}: CRIU {} with {opts:?}", typ.name()));
+    crate::logger::debug(&format!(
+        "checkpoint of {id:?}: CRIU {} with {opts:?}",
+        typ.name()
+    ));
     let res = swrk.call(
         &Req {
             typ,
@@ -285,6 +308,7 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
             Ok(())
         },
     );
+    ph.mark("criu");
     if let Err(e) = res {
         // CRIU resumes what it froze when it fails; if it died half way, thaw it here.
         if !paused
@@ -301,7 +325,10 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
         let msg = failure_message("checkpoint", &criu, &e, &log, after);
         meta.error = Some(msg.clone());
         let _ = meta.write(&o.image_path);
-        bail!("{msg}; image directory {} is incomplete", image_dir.display());
+        bail!(
+            "{msg}; image directory {} is incomplete",
+            image_dir.display()
+        );
     }
     meta.complete = true;
     meta.write(&o.image_path)?;
@@ -309,5 +336,6 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
         // CRIU killed the container's processes once they were dumped.
         lifecycle::destroy(&c)?;
     }
+    ph.mark("finish");
     Ok(())
 }

@@ -20,8 +20,10 @@ fn mountpoint(rootfs: &Path, dest: &Path) -> String {
         .ok()
         .and_then(|r| r.open_path(dest).ok().flatten())
         .and_then(|fd| {
-            std::fs::read_link(crate::rootfs::resolve::fd_path(std::os::fd::AsFd::as_fd(&fd)))
-                .ok()
+            std::fs::read_link(crate::rootfs::resolve::fd_path(std::os::fd::AsFd::as_fd(
+                &fd,
+            )))
+            .ok()
         })
         .and_then(|p| {
             p.strip_prefix(rootfs)
@@ -94,7 +96,12 @@ const MASKED_FILE: &str = "/dev/null";
 
 /// At checkpoint: (mountpoint, name) of every mount CRIU must treat as external. `pid` is the
 /// container's process (masked paths are looked at through its root).
-pub fn dump_mounts(spec: &Spec, rootfs: &Path, cg: Option<&CgroupState>, pid: i32) -> Vec<(String, String)> {
+pub fn dump_mounts(
+    spec: &Spec,
+    rootfs: &Path,
+    cg: Option<&CgroupState>,
+    pid: i32,
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = vec![];
     let cgroup_ns = has_ns(spec, LinuxNamespaceType::Cgroup);
     for m in spec.mounts().iter().flatten() {
@@ -139,8 +146,7 @@ pub fn restore_mounts(
     for m in spec.mounts().iter().flatten() {
         if is_cgroup(m) {
             if let Some(cg) = cg {
-                for (mp, dir) in cgroup_binds(&mountpoint(rootfs, m.destination()), cg, cgroup_ns)
-                {
+                for (mp, dir) in cgroup_binds(&mountpoint(rootfs, m.destination()), cg, cgroup_ns) {
                     out.push((mp, dir.to_string_lossy().into_owned()));
                 }
             }

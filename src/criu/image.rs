@@ -25,8 +25,10 @@ pub enum Kind {
 }
 
 /// A descriptor declared external at checkpoint, handed over anew at restore: the host's
-/// /dev/null for one that was /dev/null, otherwise the restoring command's own descriptor of
-/// that number (an engine's new stdio).
+/// /dev/null for one that was /dev/null; for a file, the same path opened again the way it
+/// was (what CRIU itself does with the files it can see; it then checks that a file not
+/// opened for appending has the size it had), or the restoring command's own descriptor of
+/// that number when the path is gone.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ExternalFd {
     pub fd: i32,
@@ -34,6 +36,11 @@ pub struct ExternalFd {
     pub key: String,
     #[serde(default)]
     pub null: bool,
+    /// The file's path on the host and its open flags (fdinfo).
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub flags: i32,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -102,19 +109,32 @@ pub fn stdio_of(pid: i32, fd: i32, container_mounts: &[u32]) -> (String, Option<
     let Ok(st) = nix::sys::stat::stat(format!("/proc/{pid}/fd/{fd}").as_str()) else {
         return (link, None);
     };
-    let mnt_id = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("mnt_id:"))
-                .and_then(|v| v.trim().parse::<u32>().ok())
-        });
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let mnt_id = field("mnt_id:").and_then(|v| v.parse::<u32>().ok());
+    let flags = field("flags:")
+        .and_then(|v| i32::from_str_radix(&v, 8).ok())
+        .unwrap_or(libc::O_RDWR);
     match mnt_id {
         Some(m) if !container_mounts.contains(&m) => {
             let null = st.st_mode & libc::S_IFMT == libc::S_IFCHR
                 && st.st_rdev == nix::sys::stat::makedev(1, 3);
             let key = format!("file[{m:x}:{:x}]", st.st_ino);
-            (link, Some(ExternalFd { fd, key, null }))
+            let path = link.clone();
+            (
+                link,
+                Some(ExternalFd {
+                    fd,
+                    key,
+                    null,
+                    path,
+                    flags,
+                }),
+            )
         }
         _ => (link, None),
     }

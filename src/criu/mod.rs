@@ -107,7 +107,7 @@ pub fn probe(criu: &Path) -> Result<String, String> {
     let why = if reasons.is_empty() {
         text.lines().last().unwrap_or("").trim().to_string()
     } else {
-        join_reasons(&reasons, 3)
+        join_reasons(&reasons, 2)
     };
     Err(format!(
         "`{} check` (CRIU {version}) fails: {why}",

@@ -112,7 +112,12 @@ fn cgroup_roots(pid: i32) -> Result<Vec<(Option<String>, String)>> {
 /// made in the rootfs as `create` would (a rootfs from an image may lack them; runc does the
 /// same) — those under a tmpfs excepted, whose content CRIU restores, and binds made for a
 /// moment so that mount points inside them can be made too.
-fn prepare_root(spec: &oci_spec::runtime::Spec, rootfs: &Path, bundle: &Path, criu_root: &Path) -> Result<()> {
+fn prepare_root(
+    spec: &oci_spec::runtime::Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    criu_root: &Path,
+) -> Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| anyhow!("unshare(CLONE_NEWNS): {}", errno_text(e)))?;
     mount(
@@ -183,13 +188,38 @@ fn prepare_root(spec: &oci_spec::runtime::Spec, rootfs: &Path, bundle: &Path, cr
     }
     for d in binds.iter().rev() {
         if let Some(fd) = root.open_path(d)? {
-            let _ = umount2(&fd_path(std::os::fd::AsFd::as_fd(&fd)), MntFlags::MNT_DETACH);
+            let _ = umount2(
+                &fd_path(std::os::fd::AsFd::as_fd(&fd)),
+                MntFlags::MNT_DETACH,
+            );
         }
     }
     Ok(())
 }
 
-pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Options) -> Result<Restored> {
+/// A file the container's process had as stdio, opened again as it was (None when it is gone
+/// or cannot be opened: the restoring command's own descriptor stands in).
+fn reopen(x: &image::ExternalFd) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !x.path.starts_with('/') {
+        return None;
+    }
+    let acc = x.flags & libc::O_ACCMODE;
+    std::fs::OpenOptions::new()
+        .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
+        .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
+        .custom_flags(x.flags & libc::O_APPEND)
+        .open(&x.path)
+        .ok()
+}
+
+pub fn restore(
+    root: &Path,
+    criu_flag: Option<&Path>,
+    bundle: Bundle,
+    o: &Options,
+) -> Result<Restored> {
+    let mut ph = crate::spawn::Phases::new("restore");
     let id = &o.id;
     crate::container::validate_id(id)?;
     let spec = &bundle.spec;
@@ -211,7 +241,8 @@ pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Option
             o.image_path.display()
         );
     }
-    if let Some(m) = Meta::read(&o.image_path)? {
+    let meta = Meta::read(&o.image_path)?;
+    if let Some(m) = &meta {
         if m.kind == Kind::PreDump {
             bail!(
                 "--image-path {}: a pre-dump (memory only), not a checkpoint: restore the checkpoint made with --parent-path after it",
@@ -220,17 +251,14 @@ pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Option
         }
         if !m.complete {
             bail!(
-                "--image-path {}: incomplete, its checkpoint failed{} (CRIU log: {})",
+                "--image-path {}: incomplete: its checkpoint failed or was interrupted ({})",
                 o.image_path.display(),
                 m.error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default(),
-                m.log.display()
+                    .clone()
+                    .unwrap_or_else(|| format!("CRIU log: {}", m.log.display()))
             );
         }
     }
-    let meta = Meta::read(&o.image_path)?;
     let descriptors = image::read_descriptors(&o.image_path)?;
     if let Some(w) = &o.work_path {
         make_dir(w, "--work-path")?;
@@ -267,7 +295,10 @@ pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Option
                 "linux.namespaces: a cgroup namespace joined by path ({}) cannot be restored by CRIU",
                 path.display()
             ),
-            _ => join_ns.push((ext::ns_name(t).to_string(), path.to_string_lossy().into_owned())),
+            _ => join_ns.push((
+                ext::ns_name(t).to_string(),
+                path.to_string_lossy().into_owned(),
+            )),
         }
     }
 
@@ -359,7 +390,8 @@ pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Option
         .write(true)
         .open("/dev/null")?;
     let stdio_fd = |fd: i32, swrk: &mut Swrk| -> i32 {
-        let open = nix::fcntl::fcntl(crate::sys::borrow_fd(fd), nix::fcntl::FcntlArg::F_GETFD).is_ok();
+        let open =
+            nix::fcntl::fcntl(crate::sys::borrow_fd(fd), nix::fcntl::FcntlArg::F_GETFD).is_ok();
         swrk.pass_fd(if open { fd } else { null.as_raw_fd() })
     };
     for (fd, link) in descriptors.iter().enumerate().take(3) {
@@ -368,15 +400,24 @@ pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Option
             opts.inherit_fd.push((link.clone(), n));
         }
     }
+    let mut reopened = vec![];
     for x in meta.iter().flat_map(|m| m.external_stdio.iter()) {
-        if (0..3).contains(&x.fd) {
-            let n = if x.null {
-                swrk.pass_fd(null.as_raw_fd())
-            } else {
-                stdio_fd(x.fd, &mut swrk)
-            };
-            opts.inherit_fd.push((x.key.clone(), n));
+        if !(0..3).contains(&x.fd) {
+            continue;
         }
+        let n = if x.null {
+            swrk.pass_fd(null.as_raw_fd())
+        } else {
+            match reopen(x) {
+                Some(f) => {
+                    let n = swrk.pass_fd(f.as_raw_fd());
+                    reopened.push(f);
+                    n
+                }
+                None => stdio_fd(x.fd, &mut swrk),
+            }
+        };
+        opts.inherit_fd.push((x.key.clone(), n));
     }
     {
         let (spec, rootfs, bdir, croot) = (spec, &bundle.rootfs, &bundle.dir, &criu_root);
@@ -390,6 +431,7 @@ pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Option
     };
     let mut console_master: Option<OwnedFd> = None;
     let mut restored_pid: Option<i32> = None;
+    ph.mark("prepare");
     let res = swrk.call_with(
         ReqType::Restore,
         |criu_pid| {
@@ -448,6 +490,7 @@ pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Option
             Ok(())
         },
     );
+    ph.mark("criu");
     let _ = std::fs::remove_dir(&criu_root);
     let resp = match res {
         Ok(r) => r,
@@ -467,7 +510,10 @@ pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Option
         state: st,
     };
     if c.state.pid != pid {
-        bail!("restore: CRIU restored pid {pid} but announced {}", c.state.pid);
+        bail!(
+            "restore: CRIU restored pid {pid} but announced {}",
+            c.state.pid
+        );
     }
     if let Some(pf) = &o.pid_file {
         let pf = std::path::absolute(pf)?;
@@ -476,6 +522,7 @@ pub fn restore(root: &Path, criu_flag: Option<&Path>, bundle: Bundle, o: &Option
     }
     rb.armed = false;
     lifecycle::poststart(&c, Some(hooks.as_ref()))?;
+    ph.mark("finish");
     Ok(Restored {
         container: c,
         console_master,

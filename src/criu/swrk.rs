@@ -64,11 +64,9 @@ impl std::fmt::Display for Error {
                     }
                 }
                 match errno {
-                    Some(e) if *e > 0 => write!(
-                        f,
-                        " ({})",
-                        errno_text(nix::errno::Errno::from_raw(*e))
-                    ),
+                    Some(e) if *e > 0 => {
+                        write!(f, " ({})", errno_text(nix::errno::Errno::from_raw(*e)))
+                    }
                     _ => Ok(()),
                 }
             }
@@ -85,11 +83,7 @@ pub fn find_binary(name: &Path) -> Result<PathBuf, String> {
         return match std::fs::metadata(name) {
             Ok(m) if m.is_file() => Ok(name.to_path_buf()),
             Ok(_) => Err(format!("{} is not a file", name.display())),
-            Err(e) => Err(format!(
-                "{}: {}",
-                name.display(),
-                io_errno_text(&e)
-            )),
+            Err(e) => Err(format!("{}: {}", name.display(), io_errno_text(&e))),
         };
     }
     let path = std::env::var_os("PATH")
@@ -250,7 +244,11 @@ impl<'a> Swrk<'a> {
                     theirs,
                     &ctl_child,
                 );
-                let _ = send(ctl_child.as_raw_fd(), format!("{e:#}").as_bytes(), MsgFlags::empty());
+                let _ = send(
+                    ctl_child.as_raw_fd(),
+                    format!("{e:#}").as_bytes(),
+                    MsgFlags::empty(),
+                );
                 crate::sys::exit_now(127)
             }
             Forked::Parent(pid) => {
@@ -406,7 +404,10 @@ impl Running {
             Ok(Some((b, fd))) => Resp::decode(&b)
                 .map(|r| Some((r, fd)))
                 .map_err(Failure::Protocol),
-            Err(e) => Err(Failure::Died(format!("reading from criu: {}", errno_text(e)))),
+            Err(e) => Err(Failure::Died(format!(
+                "reading from criu: {}",
+                errno_text(e)
+            ))),
         }
     }
 
@@ -421,7 +422,10 @@ impl Running {
         loop {
             let Some((resp, fd)) = self.recv()? else {
                 // criu closed the socket: let the exit status say why.
-                let status = self.finish().err().unwrap_or_else(|| "exit status 0".into());
+                let status = self
+                    .finish()
+                    .err()
+                    .unwrap_or_else(|| "exit status 0".into());
                 return Err(match handler_err {
                     Some(e) => Failure::Handler(e),
                     None => Failure::Died(status),
