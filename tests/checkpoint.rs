@@ -153,12 +153,14 @@ fn procs(env: &Env, id: &str) -> Vec<i32> {
 fn checkpoint(env: &Env, args: &[&str], img: &Path) {
     let (rc, _, err) = env.call(&[&["checkpoint"], args].concat());
     if rc != 0 {
-        let meta = std::fs::read_to_string(img.join("berth-checkpoint.json")).unwrap_or_default();
+        // CRIU's log, its errors last (the guest's runner shows the end of the output).
         let log = std::fs::read_to_string(img.join("dump.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains("Error")).collect();
         panic!(
-            "checkpoint {args:?} failed: {err}\n{meta}\n... {}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            "... {}\nCRIU's errors:\n{}\ncheckpoint {args:?} failed: {err}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            errors.join("\n")
         );
     }
 }
