@@ -35,6 +35,7 @@ vm-test: build rootfs
 
 bench: build rootfs
 	bash hack/bench/run.sh
+	[ "$${BENCH_CRIU:-1}" = 0 ] || bash hack/bench/criu.sh   # checkpoint/restore, in the VM guest
 
 # Regenerate hack/link/berth.order (hot-first function layout, see build.rs) and relink; ~7 min.
 link-order: rootfs

@@ -99,6 +99,10 @@ ctr_index_types() {
     [ -n "$d" ] && $CTR content get "$d" 2>/dev/null | jq -r '.manifests[] | .mediaType' 2>/dev/null | tr '\n' ' '
 }
 
+# containerd 1.6 refuses to checkpoint the same spec twice (its task service writes the spec into
+# the content store, and the second write fails "already exists"; `ctr containers checkpoint`
+# drops that error and makes an image without the task), so each checkpoint is of a container
+# of its own: k1 with --exit, k3 as a whole container (its task left running), restored as k2.
 criu_containerd() {
     local D=$W/cc NS=$TAG IMG=localhost/be2e-busybox:latest
     CTR="ctr --address $D/containerd.sock -n $NS"
@@ -107,41 +111,50 @@ criu_containerd() {
     run_cmd 60 $CTR image import --base-name localhost/be2e-busybox "$W/busybox-oci.tar"
     [ $CHECK_RC = 0 ] || { fail ctr-criu-image "$(details)"; return; }
 
-    mark ctr-task-checkpoint
+    mark ctr-task-checkpoint-exit
     run_cmd 60 $CTR run -d --log-uri "file://$D/k1.log" $RT "$IMG" k1 /bin/sh -c "$CRIU_COUNTER"
     wait_until 30 sh -c "[ \"\$(grep -c tick '$D/k1.log' 2>/dev/null)\" -ge 3 ]"
-    local pid ref
-    pid=$(ctr_task_pid k1)
-    run_cmd 120 $CTR task checkpoint k1
+    local ref
+    run_cmd 120 $CTR task checkpoint --exit k1
     ref=$(tail -n 1 <<<"$CHECK_OUT")
-    wait_until 20 ctr_task_is k1 RUNNING
-    if [ $CHECK_RC = 0 ] && [ -n "$ref" ] && ctr_task_is k1 RUNNING && [ "$(ctr_task_pid k1)" = "$pid" ] &&
-        has_call " checkpoint .*--image-path [^ ]+ .*--leave-running.* k1$" &&
+    wait_until 20 sh -c "! $CTR task ls 2>/dev/null | grep '^k1 .*RUNNING' >/dev/null"
+    if [ $CHECK_RC = 0 ] && [ -n "$ref" ] && ! ctr_task_is k1 RUNNING &&
+        has_call " checkpoint .*--image-path [^ ]+ .* k1$" && ! has_call "--leave-running.* k1$" &&
         grep -qxF "$ref" <<<"$($CTR image ls -q 2>/dev/null)"; then
-        pass ctr-task-checkpoint
+        pass ctr-task-checkpoint-exit
     else
-        fail ctr-task-checkpoint "expected a checkpoint image $ref and k1 still running as $pid (leave-running)" "$(details)" \
+        fail ctr-task-checkpoint-exit "expected a checkpoint image and k1 stopped by its checkpoint (--exit)" "$(details)" \
             "tasks: $($CTR task ls 2>&1)" "images: $($CTR image ls -q 2>&1 | tr '\n' ' ')"
     fi
+    timeout 30 $CTR task rm -f k1 >/dev/null 2>&1
+    timeout 30 $CTR containers rm k1 >/dev/null 2>&1
 
     mark ctr-container-checkpoint
+    run_cmd 60 $CTR run -d --log-uri "file://$D/k3.log" $RT "$IMG" k3 /bin/sh -c "$CRIU_COUNTER"
+    wait_until 30 sh -c "[ \"\$(grep -c tick '$D/k3.log' 2>/dev/null)\" -ge 3 ]"
+    local pid n tok types
+    pid=$(ctr_task_pid k3)
     # (Without --rw: containerd 1.6 writes the rw layer uncompressed and then looks for a gzip
     # one at restore, "media type not found", whatever the runtime.)
-    local n tok
-    read -r tok n < <(timeout 30 $CTR task exec --exec-id c0 k1 cat /count 2>/dev/null)
-    run_cmd 120 $CTR containers checkpoint --image --task k1 localhost/k1-checkpoint:1
-    $CTR task kill -s SIGKILL k1 >/dev/null 2>&1
-    wait_until 20 sh -c "! $CTR task ls 2>/dev/null | grep '^k1 .*RUNNING' >/dev/null"
-    $CTR task rm k1 >/dev/null 2>&1
-    $CTR containers rm k1 >/dev/null 2>&1
-    if [ $CHECK_RC = 0 ] && has_call " checkpoint .* k1$" && grep -qx localhost/k1-checkpoint:1 <<<"$($CTR image ls -q 2>/dev/null)"; then
+    read -r tok n < <(timeout 30 $CTR task exec --exec-id c0 k3 cat /count 2>/dev/null)
+    run_cmd 120 $CTR containers checkpoint --image --task k3 localhost/k3-checkpoint:1
+    wait_until 20 ctr_task_is k3 RUNNING
+    types=$(ctr_index_types localhost/k3-checkpoint:1)
+    if [ $CHECK_RC = 0 ] && has_call " checkpoint .*--leave-running.* k3$" && ctr_task_is k3 RUNNING &&
+        [ -n "$pid" ] && [ "$(ctr_task_pid k3)" = "$pid" ] &&
+        grep -q 'criu.checkpoint.criu.tar' <<<"$types" && grep -q 'checkpoint.config' <<<"$types"; then
         pass ctr-container-checkpoint
     else
-        fail ctr-container-checkpoint "expected a container checkpoint with its task" "$(details)"
+        fail ctr-container-checkpoint "expected a container checkpoint holding its task (CRIU images and spec), k3 left running as $pid" \
+            "$(details)" "tasks: $($CTR task ls 2>&1)" "checkpoint index: $types"
     fi
+    timeout 30 $CTR task kill -s SIGKILL k3 >/dev/null 2>&1
+    wait_until 20 sh -c "! $CTR task ls 2>/dev/null | grep '^k3 .*RUNNING' >/dev/null"
+    timeout 30 $CTR task rm -f k3 >/dev/null 2>&1
+    timeout 30 $CTR containers rm k3 >/dev/null 2>&1
 
     mark ctr-restore
-    run_cmd 120 $CTR containers restore --live k2 localhost/k1-checkpoint:1
+    run_cmd 120 $CTR containers restore --live k2 localhost/k3-checkpoint:1
     wait_until 30 ctr_task_is k2 RUNNING
     local t1 c1 t2 c2
     wait_until 30 sh -c "$CTR task exec --exec-id r0 k2 cat /count >/dev/null"
@@ -153,18 +166,13 @@ criu_containerd() {
         [ "${c1:-0}" -gt "${n:-0}" ] 2>/dev/null && [ "${c2:-0}" -gt "$c1" ] 2>/dev/null; then
         pass ctr-restore
     else
-        fail ctr-restore "expected k2 restored from k1's checkpoint: counter $tok past $n (read '$t1 $c1', then '$t2 $c2')" \
-            "$(details)" "tasks: $($CTR task ls 2>&1)" "checkpoint index: $(ctr_index_types localhost/k1-checkpoint:1)"
+        fail ctr-restore "expected k2 restored from k3's checkpoint: counter $tok past $n (read '$t1 $c1', then '$t2 $c2')" \
+            "$(details)" "tasks: $($CTR task ls 2>&1)"
     fi
-
-    mark ctr-task-checkpoint-exit
-    run_cmd 120 $CTR task checkpoint --exit k2
+    timeout 30 $CTR task kill -s SIGKILL k2 >/dev/null 2>&1
     wait_until 20 sh -c "! $CTR task ls 2>/dev/null | grep '^k2 .*RUNNING' >/dev/null"
-    if [ $CHECK_RC = 0 ] && ! ctr_task_is k2 RUNNING && has_call " checkpoint .* k2$" && ! has_call "--leave-running.* k2$"; then
-        pass ctr-task-checkpoint-exit
-    else
-        fail ctr-task-checkpoint-exit "expected k2 stopped by its checkpoint (--exit)" "$(details)" "tasks: $($CTR task ls 2>&1)"
-    fi
+    timeout 30 $CTR task rm -f k2 >/dev/null 2>&1
+    timeout 30 $CTR containers rm k2 >/dev/null 2>&1
 }
 
 # CRIU_ENGINES (default "podman containerd"): which of the two to run.

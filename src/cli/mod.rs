@@ -113,8 +113,39 @@ enum Cmd {
     Restore(restore::Args),
 }
 
+/// runc's Go flag parsing takes `-name` for `--name`, and containerd's runc client passes
+/// `restore ... -no-subreaper` that way. Rewritten for `restore` only, where no argument is
+/// the container's own (exec's command line must stay as given).
+fn go_style_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if !a.starts_with('-') {
+            break;
+        }
+        // A global option whose value is the next argument.
+        if matches!(a.as_ref(), "--root" | "--log" | "--log-format" | "--criu")
+            || (a == "--rootless"
+                && args
+                    .get(i + 1)
+                    .is_some_and(|v| matches!(v.to_str(), Some("true" | "false" | "auto"))))
+        {
+            i += 1;
+        }
+        i += 1;
+    }
+    if args.get(i).is_some_and(|c| c == "restore") {
+        for a in &mut args[i + 1..] {
+            if a == "-no-subreaper" {
+                *a = "--no-subreaper".into();
+            }
+        }
+    }
+    args
+}
+
 pub fn main() -> Result<i32> {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(go_style_args(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -188,4 +219,60 @@ fn print_version() {
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_else(|_| "unknown".into());
     println!("libseccomp: {v}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_style_args;
+
+    fn run(a: &[&str]) -> Vec<String> {
+        go_style_args(a.iter().map(|s| s.into()).collect())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn containerds_single_dash_no_subreaper_is_taken_by_restore_only() {
+        assert_eq!(
+            run(&[
+                "berth",
+                "--root",
+                "/r",
+                "--log-format",
+                "json",
+                "restore",
+                "-d",
+                "-no-subreaper",
+                "x"
+            ]),
+            [
+                "berth",
+                "--root",
+                "/r",
+                "--log-format",
+                "json",
+                "restore",
+                "-d",
+                "--no-subreaper",
+                "x"
+            ]
+        );
+        assert_eq!(
+            run(&[
+                "berth",
+                "--rootless",
+                "false",
+                "restore",
+                "-no-subreaper",
+                "x"
+            ])[4],
+            "--no-subreaper"
+        );
+        // Anywhere else, the argument is left as it is.
+        let exec = ["berth", "exec", "c", "restore", "-no-subreaper"];
+        assert_eq!(run(&exec), exec);
+        let root = ["berth", "--root", "restore", "state", "-no-subreaper"];
+        assert_eq!(run(&root), root);
+    }
 }
