@@ -78,6 +78,7 @@ sysvm-image:
 bench: build rootfs
 	bash hack/bench/run.sh
 	bash hack/bench/cri.sh
+	[ "$${BENCH_CRIU:-1}" = 0 ] || bash hack/bench/criu.sh   # checkpoint/restore, in the VM guest
 
 # The pod-scale CRI benchmark alone (~6 min): 50 pods x 2 containers through containerd.
 bench-cri: build rootfs

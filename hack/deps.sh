@@ -13,8 +13,9 @@ build=(gcc libc6-dev pkg-config libseccomp-dev busybox-static file)
 # The tests: runc and crun (compared with berth: integration, lifecycle, bench), iproute2 (`ip`
 # in network tests), Debian's containers-common seccomp profile (tests/seccomp.rs), binutils
 # (`as`/`ld` build the attack binaries of tests/security.rs), util-linux (unshare, nsenter),
-# procps (`berth ps` runs ps(1)).
-test=("${build[@]}" runc crun iproute2 golang-github-containers-common binutils util-linux procps)
+# procps (`berth ps` runs ps(1)), criu (`berth check`, tests/checkpoint.rs; in the VM guest).
+test=("${build[@]}" runc crun iproute2 golang-github-containers-common binutils util-linux procps
+      criu)
 
 case ${1:-} in
     build) pkgs=("${build[@]}") ;;

@@ -211,6 +211,12 @@ impl Manager {
         }
     }
 
+    /// The directory whose freezer stops the container (v1 freezer hierarchy, or the cgroup2
+    /// directory): CRIU freezes the container through it at checkpoint.
+    pub fn freezer_dir(&self) -> Option<PathBuf> {
+        self.freezer().map(|(d, _)| d)
+    }
+
     pub fn is_frozen(&self) -> bool {
         match self.freezer() {
             Some((d, true)) => fs::read(&d, "cgroup.freeze") == "1",

@@ -134,7 +134,7 @@ impl Drop for Rollback {
 
 /// Claim `<root>/<id>` atomically: the directory is built aside with its `creating` state and
 /// renamed into place with RENAME_NOREPLACE, so of two racing creates exactly one wins.
-fn claim(root: &Path, st: &State, config: &[u8], fifo: bool) -> Result<PathBuf> {
+pub(crate) fn claim(root: &Path, st: &State, config: &[u8], fifo: bool) -> Result<PathBuf> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o711)
@@ -412,7 +412,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
 
 /// The name of `uid` from /etc/passwd (berth runs as root: no NSS round trips through nscd and
 /// nsswitch.conf for the `owner` field), or the number.
-fn user_name(uid: u32) -> String {
+pub(crate) fn user_name(uid: u32) -> String {
     child::passwd_field(uid, 0).unwrap_or_else(|| uid.to_string())
 }
 
