@@ -65,6 +65,9 @@ struct Cli {
 /// Options every command sees.
 pub struct Global {
     pub root: PathBuf,
+    /// `--systemd-cgroup`: the cgroup driver of containers this command creates (later
+    /// commands use the one recorded in the container's state).
+    pub cgroup_driver: crate::cgroups::Kind,
 }
 
 #[derive(Subcommand)]
@@ -134,11 +137,6 @@ pub fn main() -> Result<i32> {
         let _ = Cli::command().print_help();
         return Ok(1);
     };
-    if cli.systemd_cgroup {
-        bail!(
-            "--systemd-cgroup: the systemd cgroup driver is not supported yet; run without it (cgroupfs driver)"
-        );
-    }
     let rootless = match cli.rootless.as_deref() {
         None | Some("auto") => !nix::unistd::geteuid().is_root(),
         Some("true") => true,
@@ -149,7 +147,14 @@ pub fn main() -> Result<i32> {
     if rootless && !is_spec {
         bail!("rootless containers are not supported yet: run berth as root");
     }
-    let g = Global { root: cli.root };
+    let g = Global {
+        root: cli.root,
+        cgroup_driver: if cli.systemd_cgroup {
+            crate::cgroups::Kind::Systemd(crate::cgroups::dbus::Bus::System)
+        } else {
+            crate::cgroups::Kind::Fs
+        },
+    };
     match cmd {
         Cmd::Create(a) => create::run(&g, a),
         Cmd::Start(a) => start::run(&g, a),

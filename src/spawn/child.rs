@@ -64,6 +64,16 @@ pub(crate) fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
     }
 }
 
+/// Wait for berth's `Go` (without asking anything).
+fn await_go(sync: &Channel) -> Result<()> {
+    match sync.recv()? {
+        Some((Msg::Go, _)) => Ok(()),
+        Some((Msg::Abort(why), _)) => bail!("{why}"),
+        Some((other, _)) => bail!("unexpected message from berth: {other:?}"),
+        None => bail!("berth went away"),
+    }
+}
+
 pub(crate) fn set_dumpable(on: bool) -> Result<()> {
     nix::sys::prctl::set_dumpable(on).map_err(|e| anyhow!("prctl(PR_SET_DUMPABLE): {e}"))
 }
@@ -85,6 +95,11 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // `--debug` timings, written to the log by this process.
     let mut ph = super::Phases::new("child");
     die_with_parent(parent)?;
+    // The systemd driver: systemd moves this process into the container's unit, and berth
+    // says when that is done; until then nothing runs whose cgroup matters.
+    if ctx.placement.waits_for_parent() {
+        await_go(&ctx.sync)?;
+    }
     // First of all, so that everything this process forks or runs is in the container's
     // cgroups, and a cgroup namespace made below is rooted there.
     ctx.placement.join_self(ctx.v2_placed)?;
