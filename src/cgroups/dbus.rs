@@ -662,7 +662,7 @@ pub struct Conn {
     authed: bool,
     /// Received and not consumed yet (replies to pipelined calls, signals).
     queue: VecDeque<Msg>,
-    /// Messages sent, and the times berth blocked waiting for the peer (for --debug).
+    /// Messages sent, and the times berth had to block for an answer (for --debug).
     pub sent: u32,
     pub waits: u32,
     pub timeout: Duration,
@@ -769,7 +769,6 @@ impl Conn {
             let m = self.queue.remove(i).unwrap_or_default();
             return as_result(m);
         }
-        self.waits += 1;
         let deadline = Instant::now() + self.timeout;
         loop {
             let m = self.recv(deadline)?;
@@ -787,7 +786,6 @@ impl Conn {
             return Ok(self.queue.remove(i).unwrap_or_default());
         }
         self.queue.retain(|m| m.kind != SIGNAL);
-        self.waits += 1;
         let deadline = Instant::now() + timeout;
         loop {
             let m = self.recv(deadline)?;
@@ -807,7 +805,6 @@ impl Conn {
         if let Some(m) = self.queue.pop_front() {
             return Ok(m);
         }
-        self.waits += 1;
         self.recv(Instant::now() + timeout)
     }
 
@@ -862,6 +859,10 @@ impl Conn {
         let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
             .unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        // Count the waits that block: an answer already in the socket costs no round trip.
+        if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+            self.waits += 1;
+        }
         match poll(&mut fds, ms) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(()),
             Ok(_) => {}

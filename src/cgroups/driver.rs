@@ -131,6 +131,15 @@ impl Driver {
         }
     }
 
+    /// Whether the cgroup is this container's to empty and remove. Not when systemd refused
+    /// the unit because one of that name exists: that cgroup is another container's.
+    pub fn owned(&self) -> bool {
+        match self {
+            Driver::Fs(_) => true,
+            Driver::Systemd(s) => s.owned(),
+        }
+    }
+
     /// For --debug: "D-Bus: N messages, M waits".
     pub fn dbus_stats(&self) -> Option<String> {
         match self {

@@ -670,6 +670,10 @@ impl Systemd {
             .ok_or_else(|| anyhow!("no D-Bus connection"))
     }
 
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+
     /// D-Bus messages sent and waits, for --debug.
     pub fn dbus_stats(&self) -> Option<(u32, u32)> {
         self.client.as_ref().map(|c| (c.conn.sent, c.conn.waits))

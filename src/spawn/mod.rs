@@ -114,7 +114,7 @@ impl Drop for Rollback {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
         }
-        if let Some(d) = &mut self.cgroup {
+        if let Some(d) = self.cgroup.as_mut().filter(|d| d.owned()) {
             let m = d.fs();
             let _ = m.kill_all(Signal::SIGKILL);
             for _ in 0..500 {
