@@ -100,12 +100,21 @@ impl Driver {
     }
 
     /// After the clone, with the container's first process (host pid): put it into its cgroup
-    /// if the child does not place itself, and finish the setup. Callable on its own for a
-    /// process made elsewhere (restore).
+    /// when the child does not place itself (`Placement::waits_for_parent`). Then `finish`.
+    /// Both callable on their own for a process made elsewhere (restore).
     pub fn enter(&mut self, pid: i32, r: &LinuxResources) -> Result<()> {
         match self {
             Driver::Fs(_) => Ok(()),
             Driver::Systemd(s) => s.enter(pid, r),
+        }
+    }
+
+    /// After `enter`: the rest of the cgroup's setup (the systemd driver's cgroupfs writes).
+    /// The process may run its own setup meanwhile; what it runs of the container's comes later.
+    pub fn finish(&mut self, r: &LinuxResources) -> Result<()> {
+        match self {
+            Driver::Fs(_) => Ok(()),
+            Driver::Systemd(s) => s.finish(r),
         }
     }
 
@@ -120,6 +129,15 @@ impl Driver {
         match self {
             Driver::Fs(m) => m.update(delta, devices),
             Driver::Systemd(s) => s.update(delta, merged, devices),
+        }
+    }
+
+    /// `pause` (true) and `resume` (false).
+    pub fn set_frozen(&mut self, frozen: bool) -> Result<()> {
+        match self {
+            Driver::Fs(m) if frozen => m.freeze(),
+            Driver::Fs(m) => m.thaw(),
+            Driver::Systemd(s) => s.set_frozen(frozen),
         }
     }
 

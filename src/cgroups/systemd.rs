@@ -621,6 +621,8 @@ pub struct Systemd {
     /// Whether this container may own the unit: false once systemd said a unit of that name
     /// exists already (it belongs to someone else, and a rollback must leave it alone).
     owned: bool,
+    /// The process `enter` put in the unit.
+    pid: i32,
 }
 
 impl Systemd {
@@ -641,6 +643,7 @@ impl Systemd {
             extra,
             client: None,
             owned: true,
+            pid: 0,
         })
     }
 
@@ -652,6 +655,7 @@ impl Systemd {
             extra: vec![],
             client: None,
             owned: true,
+            pid: 0,
         }
     }
 
@@ -696,19 +700,39 @@ impl Systemd {
         Ok(Placement::after_parent(Placement::open(&v1, None)?))
     }
 
-    /// After the clone: the unit with `pid` in it, then the cgroupfs writes.
+    /// After the clone: the unit with `pid` in it.
     pub fn enter(&mut self, pid: i32, r: &LinuxResources) -> Result<()> {
         if self.unit.is_slice() {
             return Ok(());
         }
-        self.start(Some(pid), r)?;
+        self.pid = pid;
+        self.start(Some(pid), r)
+    }
+
+    /// Once the process is in the unit: the cgroupfs writes (while the process sets itself up:
+    /// its program runs only after `create` returns).
+    pub fn finish(&mut self, r: &LinuxResources) -> Result<()> {
+        if self.unit.is_slice() {
+            return Ok(());
+        }
+        let pid = self.pid;
+        let t = std::time::Instant::now();
         self.adopt_actual_path(pid)?;
         if self.fs.st.mode == Mode::V2
             && let Some(d) = self.fs.st.v2.clone()
         {
             enable_down_to(&d);
         }
-        self.fs.apply(r)
+        let t1 = std::time::Instant::now();
+        self.fs.apply(r)?;
+        if logger::debug_enabled() {
+            logger::debug(&format!(
+                "systemd: path and controllers {:.2} ms, cgroupfs writes {:.2} ms",
+                (t1 - t).as_secs_f64() * 1e3,
+                t1.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+        Ok(())
     }
 
     /// Where systemd really put the process (the computed path, unless systemd runs in a
@@ -776,6 +800,7 @@ impl Systemd {
 
     /// StartTransientUnit (mode "replace") and wait for its job.
     fn start(&mut self, pid: Option<i32>, r: &LinuxResources) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let mode = self.fs.st.mode;
         let mut props = self.base_props(pid);
         let version = self.client()?.version();
@@ -811,7 +836,15 @@ impl Systemd {
                 }
             }
         };
+        let t1 = std::time::Instant::now();
         let result = self.client()?.wait_job(&job)?;
+        if logger::debug_enabled() {
+            logger::debug(&format!(
+                "systemd: StartTransientUnit {unit} answered in {:.2} ms, its job ended in {:.2} ms more",
+                (t1 - t0).as_secs_f64() * 1e3,
+                t1.elapsed().as_secs_f64() * 1e3
+            ));
+        }
         if result != "done" {
             let _ = self.client()?.reset_failed(&unit);
             bail!(
@@ -889,6 +922,29 @@ impl Systemd {
         }
         res.map_err(|e| anyhow!("systemd refused the update of unit {unit:?}: {e:#}"))?;
         self.fs.update(delta, devices)
+    }
+
+    /// `pause`/`resume`: freeze or thaw through systemd (FreezeUnit/ThawUnit, systemd 246), so
+    /// that the unit's FreezerState says so (systemd does not notice a write to cgroup.freeze),
+    /// and through cgroupfs where systemd did not (older systemd, v1, a state it did not know).
+    pub fn set_frozen(&mut self, frozen: bool) -> Result<()> {
+        let member = if frozen { "FreezeUnit" } else { "ThawUnit" };
+        let unit = self.unit.unit.clone();
+        let res = self.client().and_then(|cl| {
+            let c = cl.call(member, vec![Value::Str(unit.clone())]);
+            cl.conn.call(c)
+        });
+        if let Err(e) = res {
+            logger::debug(&format!("systemd: {member} {unit}: {e:#}; cgroupfs only"));
+        }
+        if self.fs.is_frozen() != frozen {
+            if frozen {
+                self.fs.freeze()?;
+            } else {
+                self.fs.thaw()?;
+            }
+        }
+        Ok(())
     }
 
     /// Stop the unit (systemd removes its cgroup), reset it if it failed, and remove what is

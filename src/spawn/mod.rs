@@ -321,15 +321,19 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     drop(console);
     rb.children.push(child_pid);
     ph.mark("clone");
-    if placement.waits_for_parent() {
-        if let Some(d) = rb.cgroup.as_mut() {
-            d.enter(child_pid, &resources)?;
-            st.cgroup = Some(d.state().clone());
-            if let Some(s) = d.dbus_stats() {
-                ph.mark(&format!("systemd unit ({s})"));
-            }
-        }
+    if placement.waits_for_parent()
+        && let Some(d) = rb.cgroup.as_mut()
+    {
+        // The child is in its cgroup once systemd's job is done: it sets itself up while the
+        // cgroup files are written here.
+        d.enter(child_pid, &resources)?;
         parent_ch.send(&Msg::Go)?;
+        if let Some(s) = d.dbus_stats() {
+            ph.mark(&format!("systemd unit ({s})"));
+        }
+        d.finish(&resources)?;
+        st.cgroup = Some(d.state().clone());
+        ph.mark("cgroupfs writes");
     }
     drop(placement);
 
