@@ -3,7 +3,7 @@ CARGO ?= cargo
 BERTH := target/release/berth
 ROOTFS := hack/.cache/rootfs
 
-.PHONY: all build demo test deps rootfs unit integration e2e vm-test bench link-order test-stress lint clean
+.PHONY: all build demo test deps rootfs unit integration e2e vm-test sysvm-test sysvm-image bench link-order test-stress lint clean
 
 all build:
 	$(CARGO) build --release --bin berth
@@ -32,6 +32,13 @@ e2e: build rootfs
 
 vm-test: build rootfs
 	bash hack/vm/run-tests.sh
+
+# Suites in the systemd + cgroup v2 guest (hack/sysvm/README.md); SYSVM_SUITES="smoke; e2e" by default.
+sysvm-test: build rootfs
+	bash hack/sysvm/run-tests.sh
+
+sysvm-image:
+	bash hack/sysvm/build.sh
 
 bench: build rootfs
 	bash hack/bench/run.sh

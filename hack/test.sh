@@ -2,7 +2,8 @@
 # `make test` (and CI): every test suite, each in its own section, a summary at the end.
 # Sections: lint, cargo tests (real containers, as root), the spec suite side by side with
 # runc (hack/integration.sh), the engines end to end (hack/e2e/run.sh), the pure cgroup v2 VM
-# (hack/vm/run-tests.sh), the short stress run (hack/stress.sh). SKIP="e2e vm" skips sections
+# (hack/vm/run-tests.sh), the systemd + cgroup v2 guest (hack/sysvm/run-tests.sh: the engines
+# at their systemd defaults), the short stress run (hack/stress.sh). SKIP="e2e vm" skips sections
 # by name.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,9 @@ section stress env SOAK="${SOAK:-200}" CONCURRENCY="${CONCURRENCY:-40}" RACE_ROU
 section integration bash hack/integration.sh
 section e2e bash hack/e2e/run.sh
 section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups}" bash hack/vm/run-tests.sh
+# Builds the guest image on first use (~2 min), then the engines e2e with runc in one boot.
+section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e}" RUNTIME="${SYSVM_RUNTIME-/usr/sbin/runc}" \
+    bash hack/sysvm/run-tests.sh
 section leftovers leftovers
 echo; echo "=== summary"
 printf '%s\n' "${results[@]}"

@@ -59,9 +59,24 @@ ready && exit 0   # built by whoever held the lock before us
 force=0
 
 t0=$SECONDS
+# What a build killed by SIGKILL left (its owner is gone): builds of other worktrees use
+# /dev/shm too, so only dirs whose owner process has died.
+for d in "$cache"/.build.* /dev/shm/berth-sysvm-build.*; do
+    [ -d "$d" ] || continue
+    o=$(cat "$d/owner" 2>/dev/null || true)
+    if [ -n "$o" ] && ! kill -0 "$o" 2>/dev/null; then rm -rf --one-file-system "$d"
+    elif [ -z "$o" ] && [ -n "$(find "$d" -maxdepth 0 -mmin +30)" ]; then rm -rf --one-file-system "$d"; fi
+done
 work=$(mktemp -d "$cache/.build.XXXXXX")
-trap 'rm -rf --one-file-system "$work"' EXIT
-root=$work/root
+echo $$ > "$work/owner"
+# The tree itself in memory when there is room (no disk writes but the image's): ~0.8 GB.
+shm=""
+if [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -gt 3000000 ] 2>/dev/null; then
+    shm=$(mktemp -d /dev/shm/berth-sysvm-build.XXXXXX)
+    echo $$ > "$shm/owner"
+fi
+trap 'rm -rf --one-file-system "$work" ${shm:+"$shm"}' EXIT
+root=${shm:-$work}/root
 mkdir "$root"
 pkgs=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/packages.txt" | tr -s ' \n' ',,' | sed 's/,$//')
 log "mmdebstrap bookworm ($(tr ',' '\n' <<<"$pkgs" | wc -l) packages + dependencies)"
@@ -69,7 +84,7 @@ log "mmdebstrap bookworm ($(tr ',' '\n' <<<"$pkgs" | wc -l) packages + dependenc
 # the guest's glibc and libseccomp then match the host's, so host-built binaries run in it.
 # .debs are kept in debs/ between builds (copied in before the download, out after).
 mmdebstrap --variant=essential --mode=root --format=directory --include="$pkgs" \
-    --aptopt='Acquire::Languages "none"' \
+    --aptopt='Acquire::Languages "none"' --dpkgopt=force-unsafe-io \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -87,25 +102,20 @@ t1=$SECONDS
 # Kernel modules: the parts of the tree a container host uses (filesystems, networking,
 # netfilter, block and virtio drivers), not the hardware drivers (~100 of the ~450 MB).
 deb=$(ls "$vmcache/debs/linux-image-${kver}_"*.deb | head -1)
-mkdir -p "$work/k"
-dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/k" --wildcards "./lib/modules/$kver/*"
-km=$work/k/lib/modules/$kver
-dst=$root/usr/lib/modules/$kver
-mkdir -p "$dst/kernel/drivers/net"
-cp -a "$km"/modules.builtin* "$km"/modules.order "$dst/" 2>/dev/null || true
-for d in arch block crypto fs lib mm net virt security; do
-    [ -d "$km/kernel/$d" ] && cp -a "$km/kernel/$d" "$dst/kernel/"
+m=./lib/modules/$kver
+keep=("$m/modules.*")
+for d in arch block crypto fs lib mm net virt drivers/block drivers/char drivers/md \
+         drivers/virtio drivers/vhost drivers/net/bonding drivers/net/ipvlan drivers/net/team \
+         drivers/net/vxlan drivers/net/wireguard; do
+    keep+=("$m/kernel/$d/*")
 done
-for d in block char md virtio vhost; do
-    [ -d "$km/kernel/drivers/$d" ] && cp -a "$km/kernel/drivers/$d" "$dst/kernel/drivers/"
-done
-cp -a "$km"/kernel/drivers/net/*.ko "$dst/kernel/drivers/net/"
-for d in bonding ipvlan team vxlan wireguard; do
-    [ -d "$km/kernel/drivers/net/$d" ] && cp -a "$km/kernel/drivers/net/$d" "$dst/kernel/drivers/net/"
-done
+# (GNU tar: the option applies to the patterns after it: only the .ko files right in drivers/net)
+dpkg-deb --fsys-tarfile "$deb" |
+    tar -x -C "$root/usr" --wildcards "${keep[@]}" --no-wildcards-match-slash "$m/kernel/drivers/net/*.ko"
 depmod -b "$root" "$kver"
 
 KVER=$kver bash "$here/customize.sh" "$root"
+t2=$SECONDS
 
 # initramfs: static busybox, the modules for virtio disks, ext4 and the 9p shares (with their
 # dependencies in load order, from the image's own modules.dep), and initrd-init.sh. Everything
@@ -137,12 +147,13 @@ ln "$vmcache/vmlinux" "$out/vmlinux" 2>/dev/null || cp "$vmcache/vmlinux" "$out/
 # size plus 1 GiB free for the tests (sparse: only the used blocks take space on the host).
 used=$(du -sm "$root" | cut -f1)
 size=$((used * 5 / 4 + 1024))
-mkfs.ext4 -q -F -L sysvm -O ^has_journal -m 0 -E root_owner=0:0 -d "$root" "$out/image.ext4" "${size}M"
+mkfs.ext4 -q -F -L sysvm -O ^has_journal -m 0 -E root_owner=0:0 -d "$root" "$out/image.ext4" "${size}M" \
+    > "$work/mkfs.log" 2>&1 || { cat "$work/mkfs.log" >&2; log "mkfs.ext4 failed"; exit 1; }
 chmod 444 "$out/image.ext4"
-t2=$SECONDS
+t3=$SECONDS
 {
     echo "kernel $kver"
-    echo "built $(date -u +%FT%TZ) in $((t2 - t0)) s (mmdebstrap $((t1 - t0)) s)"
+    echo "built $(date -u +%FT%TZ) in $((t3 - t0)) s (mmdebstrap $((t1 - t0)) s, modules and customizing $((t2 - t1)) s, initramfs and mkfs $((t3 - t2)) s)"
     echo "root ${used} MB, image ${size} MB apparent, $(du -sm "$out/image.ext4" | cut -f1) MB allocated"
     echo "packages $(chroot "$root" dpkg-query -W -f='${Package}\n' | wc -l)"
 } > "$out/info"
@@ -158,4 +169,5 @@ for d in "$cache"/img-*; do
     b=$(basename "$d")
     [ "$b" = "img-$stamp" ] || [ "$b" = "$prev" ] || rm -rf "$d"
 done
-log "ready in $((t2 - t0)) s: $(tr '\n' ';' < "$cache/img-$stamp/info")"
+rm -rf --one-file-system "$work" ${shm:+"$shm"}
+log "ready in $((SECONDS - t0)) s: $(tr '\n' ';' < "$cache/img-$stamp/info")"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # containerd 1.6 + ctr with the runc shim's SystemdCgroup option (sourced by hack/sysvm/e2e.sh).
 # ctr --runc-systemd-cgroup sets the shim's SystemdCgroup = true for the container (what
 # `SystemdCgroup = true` in a CRI runtime's options does) and needs a cgroupsPath in systemd's
@@ -146,7 +147,7 @@ ssuite_containerd() {
 
     mark ctr-kill-term-no-unit
     run_cmd 60 $CTR task kill c-long
-    local stopped= rmrc
+    local stopped="" rmrc
     wait_until 15 ctr_task_is c-long STOPPED && stopped=yes
     timeout 60 $CTR task rm c-long >/dev/null 2>&1; rmrc=$?
     timeout 60 $CTR container rm c-long >/dev/null 2>&1
@@ -162,7 +163,7 @@ ssuite_containerd() {
     wait_until 15 ctr_task_is c-all RUNNING
     local pids kr alive="" p
     # the container's processes, from its scope's cgroup (not from the runtime's ps)
-    wait_until 10 test "$(wc -w < /sys/fs/cgroup/system.slice/be2e-c-all.scope/cgroup.procs 2>/dev/null)" -ge 3
+    wait_until 10 procs_at_least /system.slice/be2e-c-all.scope 3
     pids=$(cat /sys/fs/cgroup/system.slice/be2e-c-all.scope/cgroup.procs 2>/dev/null)
     timeout 60 $CTR task kill -a -s SIGKILL c-all >/dev/null 2>&1; kr=$?
     stopped=

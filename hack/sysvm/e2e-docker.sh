@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # dockerd 20.10 at its defaults on a systemd + cgroup v2 host (sourced by hack/sysvm/e2e.sh):
 # cgroup driver systemd (not set: its default on v2), the runtime under test added with
 # --add-runtime e2e=<wrapper> and made the default runtime. Own containerd, data/exec roots,
@@ -97,7 +98,7 @@ ssuite_docker() {
     run_cmd 90 "$DK" run --rm $NET "$IMG" /no/such/program; r127=$CHECK_RC o127=$CHECK_OUT
     CHECK_OUT="126: $o126 | 127: $o127"
     if [ "$r126" = 126 ] && [ "$r127" = 127 ] && grep -q 'permission denied' <<<"$o126" &&
-        grep -q 'no such file or directory' <<<"$o127" && [ -z "$(comm -13 <(echo "$units_before") <(container_units))" ]; then
+        grep -q 'no such file or directory' <<<"$o127" && wait_until 10 no_new_units; then
         pass dk-run-126-127
     else
         fail dk-run-126-127 "expected 126 (not executable: permission denied) and 127 (no such file or directory), no unit left; got $r126, $r127; units now: $(container_units | tr '\n' ' ')" "$(details)"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # systemd unit and cgroup v2 helpers of hack/sysvm/e2e.sh (sourced).
 
 UNIT="" CG="" WHY=""
@@ -12,11 +13,22 @@ cgfile() { cat "/sys/fs/cgroup$1/$2" 2>/dev/null; }   # cgfile CGROUP FILE
 
 # uprop UNIT PROP: one property as systemctl show prints it.
 uprop() { systemctl show -p "$2" --value "$1" 2>/dev/null; }
+# uprops UNIT PROP...: several in one call (each systemctl exec costs ~0.1 s under emulation),
+# into the associative array UP.
+declare -A UP=()
+uprops() {
+    local u=$1 k v args=()
+    shift
+    UP=()
+    for k in "$@"; do args+=(-p "$k"); done
+    while IFS='=' read -r k v; do UP[$k]=$v; done < <(systemctl show "${args[@]}" "$u" 2>/dev/null)
+}
 
-# unit_gone UNIT: systemd knows nothing of it: not loaded (no failed unit kept around either).
+# unit_gone UNIT: systemd knows nothing of it: not loaded, so not even a failed unit is kept
+# (a failed or stopped-but-referenced unit has LoadState=loaded).
 unit_gone() {
-    [ "$(uprop "$1" LoadState)" = not-found ] && [ "$(uprop "$1" ActiveState)" = inactive ] &&
-        [ -z "$(systemctl list-units --all --plain --no-legend "$1" 2>/dev/null)" ]
+    uprops "$1" LoadState ActiveState
+    [ "${UP[LoadState]:-}" = not-found ] && [ "${UP[ActiveState]:-}" = inactive ]
 }
 
 # Units and cgroups of containers (anything an engine or runtime makes): compared before/after.
@@ -34,20 +46,22 @@ container_cgroups() {
 # (memory.max, pids.max, cpu.max for MemoryMax, TasksMax, CPUQuotaPerSecUSec). Sets UNIT and CG
 # (the scope's cgroup); returns 1 with WHY set on a mismatch.
 check_unit() {
-    local pid=$1 slice=$2 kv k v got f want
+    local pid=$1 slice=$2 kv k v got f want props=(ActiveState Slice Delegate ControlGroup)
     shift 2
     WHY=""
     CG=$(cgroup_of_pid "$pid")
     UNIT=$(unit_of_cgroup "$CG")
     [ -n "$UNIT" ] || { WHY="process $pid is in no unit (cgroup '${CG:-?}')"; return 1; }
-    CG=$(uprop "$UNIT" ControlGroup)
     case $UNIT in *.scope) ;; *) WHY="process $pid is in $UNIT, not in a scope"; return 1 ;; esac
-    got=$(uprop "$UNIT" ActiveState); [ "$got" = active ] || WHY+="$UNIT ActiveState=$got; "
-    got=$(uprop "$UNIT" Slice); [ "$got" = "$slice" ] || WHY+="$UNIT Slice=$got, want $slice; "
-    got=$(uprop "$UNIT" Delegate); [ "$got" = yes ] || WHY+="$UNIT Delegate=$got; "
+    for kv in "$@"; do props+=("${kv%%=*}"); done
+    uprops "$UNIT" "${props[@]}"
+    CG=${UP[ControlGroup]:-$CG}
+    [ "${UP[ActiveState]:-}" = active ] || WHY+="$UNIT ActiveState=${UP[ActiveState]:-}; "
+    [ "${UP[Slice]:-}" = "$slice" ] || WHY+="$UNIT Slice=${UP[Slice]:-}, want $slice; "
+    [ "${UP[Delegate]:-}" = yes ] || WHY+="$UNIT Delegate=${UP[Delegate]:-}; "
     for kv in "$@"; do
         k=${kv%%=*} v=${kv#*=}
-        got=$(uprop "$UNIT" "$k")
+        got=${UP[$k]:-}
         [ "$got" = "$v" ] || WHY+="$UNIT $k=$got, want $v; "
         f="" want=$v
         case $k in
@@ -73,10 +87,18 @@ unit_and_cgroup_gone() {
     wait_until 10 unit_gone "$u"
     wait_until 5 test ! -d "/sys/fs/cgroup$cg"
     WHY=""
-    unit_gone "$u" || WHY+="unit $u still known: LoadState=$(uprop "$u" LoadState) ActiveState=$(uprop "$u" ActiveState); "
+    unit_gone "$u" || WHY+="unit $u still known: LoadState=${UP[LoadState]:-} ActiveState=${UP[ActiveState]:-}; "
     [ -n "$cg" ] && [ -d "/sys/fs/cgroup$cg" ] && WHY+="cgroup $cg still exists; "
     [ -z "$WHY" ]
 }
+
+# count_procs CGROUP: how many processes are in it.
+count_procs() { wc -w < "/sys/fs/cgroup$1/cgroup.procs" 2>/dev/null || echo 0; }
+procs_at_least() { [ "$(count_procs "$1")" -ge "$2" ]; }
+
+# no_new_units: no scope unit more than when the run started (after a command that must not leave one).
+# shellcheck disable=SC2154  # units_before: set by e2e.sh
+no_new_units() { [ -z "$(comm -13 <(echo "$units_before") <(container_units))" ]; }
 
 # frozen CGROUP: 1 or 0 from cgroup.events.
 frozen() { awk '$1 == "frozen" { print $2 }' "/sys/fs/cgroup$1/cgroup.events" 2>/dev/null; }

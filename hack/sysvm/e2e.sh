@@ -33,6 +33,7 @@ W=/tmp/$TAG                       # short: podman's runroot must stay under 50 c
 LOGDIR=${E2E_LOGS:-$repo/hack/.cache/sysvm-e2e/$(date +%Y%m%d-%H%M%S)-$$}
 CALLS=$LOGDIR/calls.log
 ART=$LOGDIR/artifacts
+# shellcheck disable=SC2034  # appended to by containerd_start (hack/e2e/containerd.sh)
 DAEMON_PIDS=()
 IMG=localhost/be2e-busybox:latest
 # a test-only slice (cgroup-parent checks): removed at the end

@@ -2,7 +2,7 @@
 # Runs INSIDE the systemd guest, as root, from sysvm.service (the image's
 # /usr/local/lib/sysvm/start execs it). hack/sysvm/run.sh copies it into the run share (/run/sysvm)
 # on every boot, so editing it needs no image rebuild.
-# /run/sysvm/conf: "rw PATH" (a read-write share, tag sysvmrw<N> in order), "mode root|service|user",
+# /run/sysvm/conf: "rw PATH" (a read-write share, tag sysvmrw<N> in order), "mode root|service|user|shell",
 # "user NAME", "journal 0|1". Runs /run/sysvm/cmd.sh (the caller's environment, cwd and command),
 # appends its stdout/stderr to /run/sysvm/stdout and stderr, writes its status to
 # /run/sysvm/status and powers the guest off.
@@ -31,6 +31,7 @@ while read -r k v; do
         journal) journal=$v ;;
     esac
 done < $S/conf
+install -m 0755 $S/as-user.sh /usr/local/bin/sysvm-as-user
 n=0
 for p in "${rw[@]}"; do
     mkdir -p "$p"
@@ -51,17 +52,14 @@ case $mode in
             /bin/bash $S/cmd.sh < /dev/null >> $S/stdout 2>> $S/stderr
         rc=$? ;;
     user)
-        # As USER in a logind session (PAM "login" through pam_systemd), with the user's
-        # systemd instance (user@UID.service) and session bus running.
-        uid=$(id -u "$user" 2>/dev/null) || { say "no user $user in the guest"; finish 125; }
-        # The user manager must be up (and its bus socket there) before the command needs it.
-        systemctl start "user@$uid.service" || { say "user@$uid.service did not start"; finish 125; }
+        # As USER in a logind session with the user's systemd instance (as-user.sh).
         install -m 0755 $S/cmd.sh /run/sysvm-cmd.sh
-        systemd-run --quiet --wait --pipe --collect --service-type=exec --unit=sysvm-cmd \
-            --uid="$user" -p PAMName=login -p LimitNOFILE=1048576 \
-            --setenv=DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" \
-            --setenv=XDG_RUNTIME_DIR="/run/user/$uid" \
-            /bin/bash /run/sysvm-cmd.sh < /dev/null >> $S/stdout 2>> $S/stderr
+        sysvm-as-user "$user" /bin/bash /run/sysvm-cmd.sh < /dev/null >> $S/stdout 2>> $S/stderr
+        rc=$? ;;
+    shell)
+        # run.sh --shell: the serial console is the caller's terminal.
+        echo "sysvm: root shell on the console; 'exit' powers off" > /dev/console
+        setsid --ctty --wait /bin/bash -l < /dev/ttyS0 > /dev/ttyS0 2>&1
         rc=$? ;;
     *)
         say "unknown mode $mode"; rc=125 ;;

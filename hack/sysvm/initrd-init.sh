@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the systemd guest's initramfs (packed by hack/sysvm/build.sh with static busybox and
 # the modules that mounting the root needs). Loads them, mounts the image's ext4 (/dev/vda;
 # qemu's snapshot=on takes the writes, so it is mounted read-write) and hands PID 1 to systemd.

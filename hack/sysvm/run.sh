@@ -14,6 +14,8 @@
 #                    --pipe: system.slice/sysvm-cmd.service) instead of in sysvm.service
 #   --apparmor       boot with the kernel's AppArmor on (default: apparmor=0)
 #   --journal FILE   copy the guest's journal (journalctl -b) to FILE at the end
+#   --shell          debugging: no CMD; an interactive root shell on the guest's serial console,
+#                    attached to this terminal (qemu's monitor: Ctrl-A c; quit: exit or Ctrl-A x)
 #   -v, --verbose    stream the guest console (kernel, systemd) to stderr; print boot times
 #
 # CMD runs as root (unless --user) in the system service sysvm.service, with the caller's
@@ -27,7 +29,7 @@ repo=$(cd "$here/../.." && pwd -P)
 cache=$repo/hack/.cache/sysvm
 mem=2048 cpus=2 tmo=600 verbose=0 mode=root user="" apparmor=0 journal=""
 rw=()
-usage() { sed -n '2,26s/^# \{0,1\}//p' "$0" >&2; exit 125; }
+usage() { sed -n '2,28s/^# \{0,1\}//p' "$0" >&2; exit 125; }
 while [ $# -gt 0 ]; do
     case $1 in
         --mem) mem=$2; shift 2 ;;
@@ -38,13 +40,15 @@ while [ $# -gt 0 ]; do
         --service) mode=service; shift ;;
         --apparmor) apparmor=1; shift ;;
         --journal) journal=$2; shift 2 ;;
+        --shell) mode=shell; shift ;;
         -v|--verbose) verbose=1; shift ;;
         --) shift; break ;;
         -h|--help) usage ;;
         *) break ;;
     esac
 done
-[ $# -gt 0 ] || usage
+[ $# -gt 0 ] || [ $mode = shell ] || usage
+[ $# -gt 0 ] || set -- /bin/bash -l
 for n in "$mem" "$cpus" "$tmo"; do
     [[ $n =~ ^[0-9]+$ ]] || { echo "sysvm: not a number: $n" >&2; exit 125; }
 done
@@ -65,7 +69,7 @@ vm_tmp_create berth-sysvm
 out=$VM_TMP/out
 mkdir -p "$out"
 : > "$out/stdout"; : > "$out/stderr"
-cp "$here/guest-run.sh" "$out/guest-run.sh"
+cp "$here/guest-run.sh" "$here/as-user.sh" "$out/"
 {
     for p in "${rw[@]}"; do echo "rw $p"; done
     echo "mode $mode"
@@ -82,11 +86,11 @@ append="console=ttyS0 panic=-1 quiet loglevel=4 systemd.unified_cgroup_hierarchy
 append+=" systemd.show_status=$([ $verbose = 1 ] && echo auto || echo 0)"
 [ $apparmor = 0 ] && append+=" apparmor=0"
 append+=" ${SYSVM_APPEND:-}"
-# shellcheck disable=SC2207
+# shellcheck disable=SC2207,SC2054
 args=(-M q35 $(vm_accel) -m "$mem" -smp "$cpus"
       -nodefaults -no-user-config -display none -no-reboot
       -kernel "$img/vmlinux" -initrd "$img/initramfs.cpio" -append "$append"
-      -serial "file:$VM_TMP/console.log"
+      -serial "$([ $mode = shell ] && echo mon:stdio || echo "file:$VM_TMP/console.log")"
       -drive "if=none,id=root,file=$img/image.ext4,format=raw,snapshot=on,cache=unsafe"
       -device virtio-blk-pci,drive=root
       -fsdev "local,id=fsout,path=$out,security_model=passthrough"
@@ -101,7 +105,7 @@ done
 t0=${EPOCHREALTIME/./}
 rc=0
 # qemu's snapshot=on overlay goes to $TMPDIR: the run's own dir.
-TMPDIR=$VM_TMP vm_launch "$out" "$tmo" "$verbose" -- "${args[@]}" || rc=$?
+VM_STDIO=$([ $mode = shell ] && echo 1 || echo 0) TMPDIR=$VM_TMP vm_launch "$out" "$tmo" "$verbose" -- "${args[@]}" || rc=$?
 if [ -n "$journal" ] && [ -f "$out/journal" ]; then
     cp "$out/journal" "$journal" || true
 fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # hack/vm/lib.sh — what the qemu guests of hack/vm/run.sh (busybox, host root over 9p) and
 # hack/sysvm/run.sh (Debian with systemd, disk image) share. Sourced, not run.
 #
@@ -88,9 +89,16 @@ vm_launch() { # OUT TIMEOUT VERBOSE -- QEMU_ARGS...
     shift 4
     : >> "$out/stdout"; : >> "$out/stderr"; : >> "$VM_TMP/console.log"
     # qemu dies with us (pdeathsig on both timeout and qemu) and after $tmo seconds at the latest.
-    setpriv --pdeathsig KILL -- timeout -k 5 "$tmo" \
-        setpriv --pdeathsig KILL -- qemu-system-x86_64 "$@" -pidfile "$VM_TMP/qemu.pid" \
-        > "$VM_TMP/qemu.log" 2>&1 &
+    # VM_STDIO=1: qemu keeps our stdin/stdout (a serial console on "-serial mon:stdio").
+    if [ "${VM_STDIO:-0}" = 1 ]; then
+        setpriv --pdeathsig KILL -- timeout --foreground -k 5 "$tmo" \
+            setpriv --pdeathsig KILL -- qemu-system-x86_64 "$@" -pidfile "$VM_TMP/qemu.pid" \
+            <&0 2> "$VM_TMP/qemu.log" &
+    else
+        setpriv --pdeathsig KILL -- timeout -k 5 "$tmo" \
+            setpriv --pdeathsig KILL -- qemu-system-x86_64 "$@" -pidfile "$VM_TMP/qemu.pid" \
+            > "$VM_TMP/qemu.log" 2>&1 &
+    fi
     VM_QPID=$!
     setpriv --pdeathsig KILL -- tail -q -n +1 -s 0.1 -f --pid=$VM_QPID "$out/stdout" &
     t1=$!
