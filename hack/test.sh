@@ -57,7 +57,10 @@ section stress env SOAK="${SOAK:-200}" CONCURRENCY="${CONCURRENCY:-40}" RACE_ROU
 section integration bash hack/integration.sh
 section e2e bash hack/e2e/run.sh
 section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups}" bash hack/vm/run-tests.sh
-# Builds the guest image on first use (~2 min), then the engines e2e with runc in one boot.
+# The systemd + cgroup v2 guest (hack/sysvm/README.md): installs qemu, mmdebstrap & co and builds
+# the guest image on a fresh machine (~2-2.5 min), then smoke + docker/containerd/podman at their
+# systemd defaults with runc in one boot: ~7 min (403 s measured at load 2-13; 8-12 min under heavy
+# load). SYSVM_SUITES/SYSVM_RUNTIME choose the suites and the runtime under test.
 section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e}" RUNTIME="${SYSVM_RUNTIME-/usr/sbin/runc}" \
     bash hack/sysvm/run-tests.sh
 section leftovers leftovers

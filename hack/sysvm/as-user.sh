@@ -15,5 +15,5 @@ systemctl start "user@$uid.service" || { echo "sysvm-as-user: user@$uid.service 
 exec systemd-run --quiet --wait --pipe --collect --service-type=exec \
     --uid="$user" -p PAMName=login -p LimitNOFILE=1048576 --working-directory="$PWD" \
     --setenv=DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" \
-    --setenv=XDG_RUNTIME_DIR="/run/user/$uid" \
+    --setenv=XDG_RUNTIME_DIR="/run/user/$uid" --setenv=XDG_SESSION_CLASS=user \
     "$@"

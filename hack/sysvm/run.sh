@@ -82,7 +82,8 @@ skip='^(XDG_[A-Z_]*|DBUS_[A-Z_]*|INVOCATION_ID|JOURNAL_STREAM|NOTIFY_SOCKET|LIST
 vm_write_cmd "$out/cmd.sh" "$cwd" "$skip" -- "$@"
 sed -i '1i export BERTH_SYSVM=1' "$out/cmd.sh"
 
-append="console=ttyS0 panic=-1 quiet loglevel=4 systemd.unified_cgroup_hierarchy=1"
+# no_timer_check: on a loaded host the kernel's IO-APIC timer check can miss its ticks and panic.
+append="console=ttyS0 panic=-1 no_timer_check quiet loglevel=4 systemd.unified_cgroup_hierarchy=1"
 append+=" systemd.show_status=$([ $verbose = 1 ] && echo auto || echo 0)"
 [ $apparmor = 0 ] && append+=" apparmor=0"
 append+=" ${SYSVM_APPEND:-}"

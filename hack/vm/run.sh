@@ -63,7 +63,7 @@ vm_write_cmd "$out/cmd.sh" "$cwd" "" -- "$@"
 args=(-M q35 $(vm_accel) -m "$mem" -smp "$cpus"
       -nodefaults -no-user-config -display none -no-reboot
       -kernel "$cache/vmlinux" -initrd "$cache/initramfs.cpio"
-      -append "console=ttyS0 panic=-1 quiet loglevel=4 cgroup_no_v1=all vm_stage2=$here/guest-init.sh ${VM_APPEND:-}"
+      -append "console=ttyS0 panic=-1 no_timer_check quiet loglevel=4 cgroup_no_v1=all vm_stage2=$here/guest-init.sh ${VM_APPEND:-}"
       -serial "file:$tmp/console.log"
       -fsdev local,id=fsroot,path=/,security_model=passthrough,multidevs=remap,readonly=on
       -device virtio-9p-pci,fsdev=fsroot,mount_tag=hostroot
