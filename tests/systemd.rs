@@ -303,16 +303,19 @@ fn unit_properties_and_files_after_create_and_update() {
     );
     assert_eq!(device_programs(&dir), 1, "update left one device program");
 
-    // exec joins the scope; exec --cgroup a sub-cgroup of it.
+    // exec joins the scope; exec --cgroup a sub-cgroup of it. The container has a cgroup
+    // namespace rooted at the scope: a process outside it would see a "/../" path.
     let (code, out, err) = sd.exec(&[&id, "cat", "/proc/self/cgroup"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), format!("0::{}", sd.cg_rel(&id)));
+    assert_eq!(out.trim(), "0::/");
     std::fs::create_dir(dir.join("sub")).unwrap();
     let (code, out, err) = sd.exec(&["--cgroup", "sub", &id, "cat", "/proc/self/cgroup"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), format!("0::{}/sub", sd.cg_rel(&id)));
+    assert_eq!(out.trim(), "0::/sub");
 
-    // pause/resume: the cgroup freezes and systemd sees it.
+    // pause/resume of the running container: the cgroup freezes and systemd sees it.
+    sd.ok(&["start", &id]);
+    assert_eq!(sd.status(&id), "running");
     sd.ok(&["pause", &id]);
     assert_eq!(sd.status(&id), "paused");
     assert!(read(&dir.join("cgroup.events")).contains("frozen 1"));
@@ -644,17 +647,51 @@ fn debug_shows_the_dbus_cost() {
     let id = env.id("a");
     let b = env.bundle(&id, &["true"]);
     b.save();
-    let (code, _, err) = env.call(&["--debug", "run", "--bundle", b.dir.to_str().unwrap(), &id]);
-    assert_eq!(code, 0, "{err}");
+    // The container's stdio in files (it holds them until it runs), --debug lines in the log.
+    let log = b.dir.join("debug.log");
+    let status = env
+        .cmd()
+        .arg("--debug")
+        .arg("--log")
+        .arg(&log)
+        .args(["create", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(b.dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(b.dir.join("stderr")).unwrap())
+        .status()
+        .unwrap();
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{err}");
     assert!(err.contains("create phase D-Bus connect"), "{err}");
     let line = err
         .lines()
         .find(|l| l.contains("create phase systemd unit (D-Bus: "))
         .unwrap_or_else(|| panic!("no D-Bus phase: {err}"));
-    // Hello, AddMatch, the version, StartTransientUnit; a wait for StartTransientUnit's reply
-    // and one for its job (and one for the version when systemd had not answered by then).
+    // Hello, AddMatch, the version, StartTransientUnit; waits (round trips) for the reply to
+    // StartTransientUnit and for its job (and for the version when systemd had not answered by
+    // then).
     assert!(
-        line.contains("D-Bus: 4 messages, 2 waits") || line.contains("D-Bus: 4 messages, 3 waits"),
+        line.contains("D-Bus: 4 messages, 2 round trips")
+            || line.contains("D-Bus: 4 messages, 3 round trips"),
+        "{line}"
+    );
+    // delete: Hello, AddMatch, StopUnit (and, when the unit was still there, ResetFailedUnit
+    // after the stop job: waits for StopUnit's reply, its job unless it came with the reply,
+    // and ResetFailedUnit's reply).
+    let (code, _, err) = env.call(&["--debug", "delete", "--force", &id]);
+    assert_eq!(code, 0, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("delete: cgroup removal (D-Bus: "))
+        .unwrap_or_else(|| panic!("no D-Bus cost of delete: {err}"));
+    // Usually systemd has stopped the emptied scope by itself: StopUnit's NoSuchUnit answer is
+    // the one round trip.
+    assert!(
+        line.contains("D-Bus: 3 messages, 1 round trip)")
+            || line.contains("D-Bus: 4 messages, 2 round trips")
+            || line.contains("D-Bus: 4 messages, 3 round trips"),
         "{line}"
     );
     nothing_left(&env, &id);

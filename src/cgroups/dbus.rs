@@ -662,9 +662,11 @@ pub struct Conn {
     authed: bool,
     /// Received and not consumed yet (replies to pipelined calls, signals).
     queue: VecDeque<Msg>,
-    /// Messages sent, and the times berth had to block for an answer (for --debug).
+    /// Messages sent, and the answers berth had to block for (round trips, for --debug).
     pub sent: u32,
     pub waits: u32,
+    /// The current wait blocked at least once.
+    blocked: bool,
     pub timeout: Duration,
 }
 
@@ -703,6 +705,7 @@ impl Conn {
             queue: VecDeque::new(),
             sent: 0,
             waits: 0,
+            blocked: false,
             timeout: Duration::from_secs(30),
         };
         // EXTERNAL: the server takes our uid from the socket; the initial response is the uid
@@ -770,13 +773,16 @@ impl Conn {
             return as_result(m);
         }
         let deadline = Instant::now() + self.timeout;
-        loop {
+        self.blocked = false;
+        let m = loop {
             let m = self.recv(deadline)?;
             if m.reply_serial == Some(serial) && matches!(m.kind, METHOD_RETURN | ERROR) {
-                return as_result(m);
+                break m;
             }
             self.queue.push_back(m);
-        }
+        };
+        self.waits += self.blocked as u32;
+        as_result(m)
     }
 
     /// Wait for a signal `want` accepts (signals that arrived earlier count); other signals
@@ -787,16 +793,19 @@ impl Conn {
         }
         self.queue.retain(|m| m.kind != SIGNAL);
         let deadline = Instant::now() + timeout;
-        loop {
+        self.blocked = false;
+        let m = loop {
             let m = self.recv(deadline)?;
             if m.kind == SIGNAL {
                 if want(&m) {
-                    return Ok(m);
+                    break m;
                 }
             } else {
                 self.queue.push_back(m);
             }
-        }
+        };
+        self.waits += self.blocked as u32;
+        Ok(m)
     }
 
     /// The next message of any kind (those queued first).
@@ -859,9 +868,9 @@ impl Conn {
         let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
             .unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        // Count the waits that block: an answer already in the socket costs no round trip.
+        // An answer already in the socket costs no round trip.
         if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
-            self.waits += 1;
+            self.blocked = true;
         }
         match poll(&mut fds, ms) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(()),

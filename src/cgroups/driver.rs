@@ -158,13 +158,14 @@ impl Driver {
         }
     }
 
-    /// For --debug: "D-Bus: N messages, M waits".
+    /// For --debug: "D-Bus: N messages, M round trips" (answers berth had to wait for).
     pub fn dbus_stats(&self) -> Option<String> {
         match self {
             Driver::Fs(_) => None,
-            Driver::Systemd(s) => s
-                .dbus_stats()
-                .map(|(n, w)| format!("D-Bus: {n} messages, {w} waits")),
+            Driver::Systemd(s) => s.dbus_stats().map(|(n, w)| {
+                let s = if w == 1 { "" } else { "s" };
+                format!("D-Bus: {n} messages, {w} round trip{s}")
+            }),
         }
     }
 }

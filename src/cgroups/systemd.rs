@@ -900,6 +900,7 @@ impl Systemd {
             r.set_devices(Some(d.to_vec()));
         }
         let props = resource_props(&r, mode, version, devices.is_some())?;
+        let sent = !props.is_empty();
         // systemd replaces its device program disruptively: freeze meanwhile (runc does).
         let freeze = devices.is_some() && !self.fs.is_frozen() && self.fs.freeze().is_ok();
         let unit = self.unit.unit.clone();
@@ -921,7 +922,14 @@ impl Systemd {
             let _ = self.fs.thaw();
         }
         res.map_err(|e| anyhow!("systemd refused the update of unit {unit:?}: {e:#}"))?;
-        self.fs.update(delta, devices)
+        self.fs.update(delta, devices)?;
+        // SetUnitProperties makes systemd realize the unit again, attaching a device program of
+        // its own beside berth's: replace it, as at create (runc's Set does the same).
+        if devices.is_none() && sent {
+            self.fs
+                .apply_devices(merged.devices().as_deref().unwrap_or(&[]))?;
+        }
+        Ok(())
     }
 
     /// `pause`/`resume`: freeze or thaw through systemd (FreezeUnit/ThawUnit, systemd 246), so

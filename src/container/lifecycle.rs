@@ -166,7 +166,17 @@ fn remove_cgroup(d: &mut Driver) -> Result<()> {
         let _ = m.kill_all(Signal::SIGKILL);
         std::thread::sleep(Duration::from_millis(2));
     }
-    d.destroy()
+    let t = Instant::now();
+    let res = d.destroy();
+    if crate::logger::debug_enabled()
+        && let Some(s) = d.dbus_stats()
+    {
+        crate::logger::debug(&format!(
+            "delete: cgroup removal ({s}): {:.2} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        ));
+    }
+    res
 }
 
 /// `delete --force` of a container whose state.json cannot be read (corrupt, or cut short by a

@@ -542,14 +542,26 @@ fn elf_interp(h: &[u8]) -> Option<String> {
 /// The executable: a name with a `/` as is, a bare name through PATH of `process.env`.
 pub(crate) fn find_executable(arg0: &CString, env: &[String]) -> Result<CString> {
     let name = arg0.to_string_lossy().into_owned();
+    // Errno texts as Go writes them: engines map "no such file or directory" to exit status
+    // 127 and "permission denied" to 126 by the text.
+    let go = |e: nix::errno::Errno| {
+        let d = e.desc();
+        let mut c = d.chars();
+        c.next()
+            .map(|f| f.to_lowercase().chain(c).collect())
+            .unwrap_or_default()
+    };
     let check = |p: &Path| -> Result<(), String> {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => Err("is a directory".into()),
             Ok(_) => match nix::unistd::access(p, nix::unistd::AccessFlags::X_OK) {
                 Ok(()) => loadable(p),
-                Err(e) => Err(format!("not executable: {e}")),
+                Err(e) => Err(format!("not executable: {}", go(e))),
             },
-            Err(e) => Err(format!("{e}")),
+            Err(e) => Err(match e.raw_os_error() {
+                Some(n) => go(nix::errno::Errno::from_raw(n)),
+                None => e.to_string(),
+            }),
         }
     };
     if name.contains('/') {
