@@ -40,10 +40,11 @@ sysvm-test: build rootfs
 sysvm-image:
 	bash hack/sysvm/build.sh
 
-# The host's figures, then the systemd driver's in the systemd guest (hack/sysvm).
+# The host's figures, then the systemd driver's in the systemd guest (hack/sysvm; TCG is slow:
+# fewer samples there, SYSTEMD_N).
 bench: build rootfs
 	bash hack/bench/run.sh
-	bash hack/sysvm/run.sh --timeout 3000 -- env SYSTEMD=1 bash hack/bench/run.sh
+	bash hack/sysvm/run.sh --timeout 3000 -- env SYSTEMD=1 N=$${SYSTEMD_N:-30} bash hack/bench/run.sh
 
 # Regenerate hack/link/berth.order (hot-first function layout, see build.rs) and relink; ~7 min.
 link-order: rootfs
