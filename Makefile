@@ -75,10 +75,13 @@ sysvm-test: build rootfs
 sysvm-image:
 	bash hack/sysvm/build.sh
 
+# The host's figures, then the systemd driver's in the systemd guest (hack/sysvm; TCG is slow:
+# fewer samples there, SYSTEMD_N).
 bench: build rootfs
 	bash hack/bench/run.sh
 	bash hack/bench/cri.sh
 	[ "$${BENCH_CRIU:-1}" = 0 ] || bash hack/bench/criu.sh   # checkpoint/restore, in the VM guest
+	bash hack/sysvm/run.sh --timeout 3000 -- env SYSTEMD=1 N=$${SYSTEMD_N:-30} bash hack/bench/run.sh
 
 # The pod-scale CRI benchmark alone (~6 min): 50 pods x 2 containers through containerd.
 bench-cri: build rootfs

@@ -3,7 +3,8 @@
 # Sections: lint, cargo tests (real containers, as root), the spec suite side by side with
 # runc (hack/integration.sh), the engines end to end (hack/e2e/run.sh), the pure cgroup v2 VM
 # (hack/vm/run-tests.sh), the systemd + cgroup v2 guest (hack/sysvm/run-tests.sh: the engines
-# at their systemd defaults), the short stress run (hack/stress.sh), Kubernetes pods through
+# at their systemd defaults through berth, and the cgroup suites with both cgroup drivers,
+# hack/cgroup-drivers.sh), the short stress run (hack/stress.sh), Kubernetes pods through
 # containerd's CRI side by side with runc (hack/cri.sh), make install's layout, the static build
 # (hack/static.sh test). SKIP="e2e vm" skips sections by name.
 set -uo pipefail
@@ -66,11 +67,12 @@ section install bash hack/install.sh check
 section static bash hack/static.sh test
 section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint}" bash hack/vm/run-tests.sh
 # The systemd + cgroup v2 guest (hack/sysvm/README.md): installs qemu, mmdebstrap & co and builds
-# the guest image on a fresh machine (~2-2.5 min), then smoke + docker/containerd/podman at their
-# systemd defaults with runc in one boot: ~7 min (403 s measured at load 2-13; 8-12 min under heavy
-# load). SYSVM_SUITES/SYSVM_RUNTIME choose the suites and the runtime under test.
-section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e}" RUNTIME="${SYSVM_RUNTIME-/usr/sbin/runc}" \
-    bash hack/sysvm/run-tests.sh
+# the guest image on a fresh machine (~2-2.5 min), then in one boot: smoke, docker/containerd/podman
+# at their systemd defaults through berth (--systemd-cgroup), and the cgroup suites with both
+# drivers (hack/cgroup-drivers.sh; test binaries built by cargo-test). SYSVM_SUITES/SYSVM_RUNTIME
+# choose the suites and the runtime under test.
+section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh}" \
+    RUNTIME="${SYSVM_RUNTIME-$repo/target/release/berth}" bash hack/sysvm/run-tests.sh
 section leftovers leftovers
 echo; echo "=== summary"
 printf '%s\n' "${results[@]}"

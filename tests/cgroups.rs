@@ -16,7 +16,7 @@ fn v2() -> bool {
 /// The container's directory for a controller (v1 hierarchy, or cgroup2 — the unified mount
 /// on a hybrid host for controllers that live only there).
 fn cgdir(env: &Env, id: &str, ctrl: &str) -> PathBuf {
-    let rel = format!("{}/{id}", env.cg_parent.trim_start_matches('/'));
+    let rel = env.cg_rel(id).trim_start_matches('/').to_string();
     let root = Path::new("/sys/fs/cgroup");
     if v2() {
         root.join(rel)
@@ -41,7 +41,7 @@ fn stderr(o: &std::process::Output) -> String {
 
 /// Every directory of the container's cgroup, in every hierarchy.
 fn all_cg_dirs(env: &Env, id: &str) -> Vec<PathBuf> {
-    let rel = format!("{}/{id}", env.cg_parent.trim_start_matches('/'));
+    let rel = env.cg_rel(id).trim_start_matches('/').to_string();
     let mut v = vec![Path::new("/sys/fs/cgroup").join(&rel)];
     for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         v.push(e.path().join(&rel));
@@ -836,7 +836,7 @@ fn assert_in_every_hierarchy(pid: i32, want: &str) {
 #[test]
 fn placed_in_every_hierarchy_before_second_fork_cgroupns_and_exec() {
     let env = Env::new("cgplace");
-    let want = |id: &str| format!("{}/{id}", env.cg_parent);
+    let want = |id: &str| env.cg_rel(id);
     // A time namespace makes the container process the child of a second fork, and a cgroup
     // namespace is unshared during setup: both must happen after the placement.
     let id = env.id("a");

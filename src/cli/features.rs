@@ -101,7 +101,8 @@ fn document() -> Value {
             "cgroup": {
                 "v1": true,
                 "v2": true,
-                "systemd": false,
+                // --systemd-cgroup (the system instance; not the user's yet).
+                "systemd": true,
                 "systemdUser": false,
                 "rdma": false
             },

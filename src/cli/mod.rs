@@ -71,6 +71,9 @@ pub struct Global {
     pub root: PathBuf,
     /// `--criu`: the criu binary (default: criu in PATH).
     pub criu: Option<PathBuf>,
+    /// `--systemd-cgroup`: the cgroup driver of containers this command creates (later
+    /// commands use the one recorded in the container's state).
+    pub cgroup_driver: crate::cgroups::Kind,
 }
 
 #[derive(Subcommand)]
@@ -178,11 +181,6 @@ pub fn main() -> Result<i32> {
         let _ = Cli::command().print_help();
         return Ok(1);
     };
-    if cli.systemd_cgroup {
-        bail!(
-            "--systemd-cgroup: the systemd cgroup driver is not supported yet; run without it (cgroupfs driver)"
-        );
-    }
     let rootless = match cli.rootless.as_deref() {
         None | Some("auto") => !nix::unistd::geteuid().is_root(),
         Some("true") => true,
@@ -196,6 +194,11 @@ pub fn main() -> Result<i32> {
     let g = Global {
         root: cli.root,
         criu: cli.criu,
+        cgroup_driver: if cli.systemd_cgroup {
+            crate::cgroups::Kind::Systemd(crate::cgroups::dbus::Bus::System)
+        } else {
+            crate::cgroups::Kind::Fs
+        },
     };
     match cmd {
         Cmd::Create(a) => create::run(&g, a),

@@ -44,7 +44,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let relay = terminal && a.flags.console_socket.is_none();
     // Start and delete below use these, not the copy of config.json saved at create.
     let hooks = bundle.spec.hooks().clone();
-    let mut opts = options(&a.id, &a.flags, relay);
+    let mut opts = options(g, &a.id, &a.flags, relay);
     opts.start_by_socket = true;
     let mut created = spawn::create(&g.root, bundle, &opts)?;
     if a.detach {

@@ -44,10 +44,24 @@ pub struct Env {
     pub bin: PathBuf,
     pub tmp: PathBuf,
     pub root: PathBuf,
-    /// Test-only cgroup parent (relative to the hierarchy roots), e.g. `/berth-test-123-4`.
+    /// Test-only cgroup parent (relative to the hierarchy roots), e.g. `/berth-test-123-4`;
+    /// with the systemd driver the test slice's cgroup, `/berthtest_cgres_123_4.slice`.
     pub cg_parent: String,
     pub name: String,
+    /// With the systemd driver (`systemd_driver()`): the test-only slice the containers'
+    /// scopes go in (stopped at the end).
+    pub slice: Option<String>,
 }
+
+/// Do this run's containers use the systemd cgroup driver? (BERTH_TEST_CGROUP_DRIVER=systemd:
+/// every berth command gets --systemd-cgroup and the bundles a `slice:prefix:name`
+/// cgroupsPath; for suites written for both drivers, run in the systemd guest.)
+pub fn systemd_driver() -> bool {
+    std::env::var("BERTH_TEST_CGROUP_DRIVER").as_deref() == Ok("systemd")
+}
+
+/// The scope prefix of test containers with the systemd driver: `berthtest-<id>.scope`.
+pub const SCOPE_PREFIX: &str = "berthtest";
 
 pub struct Bundle {
     pub dir: PathBuf,
@@ -68,18 +82,46 @@ impl Bundle {
 }
 
 impl Env {
+    /// An env with this run's cgroup driver (see `systemd_driver`).
     pub fn new(name: &str) -> Env {
+        Env::with_driver(name, systemd_driver())
+    }
+
+    /// An env with the cgroupfs driver (false) or the systemd driver (true).
+    pub fn with_driver(name: &str, systemd: bool) -> Env {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{name}-{}-{n}", std::process::id());
         let tmp = std::env::temp_dir().join(format!("berth-test-{tag}"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).unwrap();
+        // A slice name's dashes mean nesting: the test slice has none.
+        let slice = systemd.then(|| format!("berthtest_{}.slice", tag.replace('-', "_")));
         Env {
             bin: PathBuf::from(berth_bin()),
             root: tmp.join("state"),
             tmp,
-            cg_parent: format!("/berth-test-{tag}"),
+            cg_parent: match &slice {
+                Some(s) => format!("/{s}"),
+                None => format!("/berth-test-{tag}"),
+            },
             name: name.to_string(),
+            slice,
+        }
+    }
+
+    /// The cgroup path of container `id` (relative to the hierarchy roots).
+    pub fn cg_rel(&self, id: &str) -> String {
+        match &self.slice {
+            Some(_) => format!("{}/{SCOPE_PREFIX}-{id}.scope", self.cg_parent),
+            None => format!("{}/{id}", self.cg_parent),
+        }
+    }
+
+    /// The `linux.cgroupsPath` of container `id` for this env's driver.
+    pub fn cgroups_path(&self, id: &str) -> String {
+        match &self.slice {
+            Some(s) => format!("{s}:{SCOPE_PREFIX}:{id}"),
+            None => format!("{}/{id}", self.cg_parent),
         }
     }
 
@@ -116,7 +158,7 @@ impl Env {
             serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(args);
-        config["linux"]["cgroupsPath"] = json!(format!("{}/{id}", self.cg_parent));
+        config["linux"]["cgroupsPath"] = json!(self.cgroups_path(id));
         let b = Bundle { dir, config };
         b.save();
         b
@@ -125,6 +167,9 @@ impl Env {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("--root").arg(&self.root);
+        if self.slice.is_some() {
+            c.arg("--systemd-cgroup");
+        }
         c
     }
 
@@ -265,6 +310,18 @@ impl Drop for Env {
                     .args(["delete", "--force", &id])
                     .stdin(Stdio::null())
                     .output();
+            }
+        }
+        if let Some(s) = &self.slice {
+            // The test slice (systemd made it for the scopes in it, and keeps it until it is
+            // stopped), with anything left in it.
+            for args in [&["stop", s.as_str()][..], &["reset-failed", s.as_str()][..]] {
+                let _ = Command::new("systemctl")
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
             }
         }
         for d in self.cgroup_parent_dirs() {
