@@ -22,6 +22,7 @@ use super::rpc::{CgMode, Features, Opts, Req, ReqType};
 use super::swrk::Swrk;
 use super::{errno_text, ext, io_errno_text};
 use crate::cgroups::Manager;
+use crate::cgroups::driver::Driver;
 use crate::config::Bundle;
 use crate::container::state::{self, write_atomic};
 use crate::container::{Container, State, Status, lifecycle};
@@ -58,7 +59,7 @@ pub struct Restored {
 /// Undo a restore that failed: whatever runs in the cgroup, the cgroup, the state directory.
 struct Rollback {
     dir: PathBuf,
-    cgroup: Option<Manager>,
+    cgroup: Option<Driver>,
     armed: bool,
 }
 
@@ -67,8 +68,8 @@ impl Drop for Rollback {
         if !self.armed {
             return;
         }
-        if let Some(m) = &self.cgroup
-            && let Err(e) = lifecycle::empty_and_remove_cgroup(m)
+        if let Some(d) = &mut self.cgroup
+            && let Err(e) = lifecycle::empty_and_remove_cgroup(d)
         {
             crate::logger::warn(&format!("restore rollback: {e:#}"));
         }
@@ -333,7 +334,7 @@ pub fn restore(
     let lock_file = std::fs::File::open(&dir)?;
     let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow!("locking {}: {e}", dir.display()))?;
-    rb.cgroup = Some(Manager::from_state(mgr.state()));
+    rb.cgroup = Some(Driver::Fs(Manager::from_state(mgr.state())));
     mgr.create()?;
     mgr.apply(
         &spec
