@@ -7,8 +7,8 @@ use super::Global;
 use crate::criu::dump::{self, Options};
 use crate::criu::rpc::CgMode;
 
-/// runc's flags. Each may be given more than once, the last one counting, as runc takes them
-/// (podman 4.3 passes `--leave-running` twice).
+// runc's flags. Each may be given more than once, the last one counting, as runc takes them
+// (podman 4.3 passes `--leave-running` twice).
 #[derive(clap::Args)]
 pub struct Args {
     /// Container id

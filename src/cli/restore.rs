@@ -10,7 +10,7 @@ use super::checkpoint::{cg_mode, empty_ns};
 use crate::container::{Container, lifecycle};
 use crate::criu::restore::{self, Options};
 
-/// runc's flags (each may be given more than once, as for checkpoint).
+// runc's flags (each may be given more than once, as for checkpoint).
 #[derive(clap::Args)]
 pub struct Args {
     /// Container id
