@@ -931,3 +931,170 @@ fn placed_in_every_hierarchy_before_second_fork_cgroupns_and_exec() {
         assert_eq!(path, "/", "{out}");
     }
 }
+
+/// A process standing for a service in a test-owned cgroup (killed by pid on drop).
+struct Service {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Service {
+    /// `dir` is created; a `sleep` moves itself into it and stays.
+    fn start(dir: &Path) -> Service {
+        std::fs::create_dir_all(dir).unwrap();
+        let child = std::process::Command::new("sh")
+            .args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec sleep 1000"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Service {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        let pid = s.child.id().to_string();
+        wait_for("the service process to enter its cgroup", || {
+            std::fs::read_to_string(dir.join("cgroup.procs"))
+                .is_ok_and(|t| t.lines().any(|l| l == pid))
+        });
+        s
+    }
+
+    /// Run berth from inside the service's cgroup (as a unit's ExecStart would); the
+    /// container's stdio go to files in `tmp`.
+    fn berth(&self, env: &Env, args: &[&str]) -> (bool, String) {
+        let err = env.tmp.join("svc-berth.err");
+        let st = std::process::Command::new("sh")
+            .args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+            .arg(&self.dir)
+            .arg(&env.bin)
+            .arg("--root")
+            .arg(&env.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(env.tmp.join("svc-berth.out")).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        (st.success(), std::fs::read_to_string(&err).unwrap())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 19 item 0. Pure cgroup v2, berth called from a service's cgroup that holds processes
+/// (any systemd service): without cgroupsPath, or with a relative one, the container's cgroup
+/// goes beside the caller's (under its parent, as runc's fs2 driver does), never inside it;
+/// an absolute cgroupsPath is taken as it is; one whose parent holds processes is refused up
+/// front, leaving nothing behind. The caller's cgroup is never written (subtree_control,
+/// cgroup.type).
+#[test]
+fn v2_caller_in_a_service_cgroup_with_processes() {
+    if !v2() {
+        eprintln!("skipped: needs a pure cgroup v2 host (runs in hack/vm)");
+        return;
+    }
+    let env = Env::new("cgsvc");
+    let root = Path::new("/sys/fs/cgroup");
+    let parent_rel = env.cg_parent.trim_start_matches('/').to_string();
+    let svc_dir = root.join(&parent_rel).join("svc.service");
+    let svc = Service::start(&svc_dir);
+    let caller_state = || {
+        (
+            std::fs::read_to_string(svc_dir.join("cgroup.subtree_control")).unwrap(),
+            std::fs::read_to_string(svc_dir.join("cgroup.type")).unwrap(),
+            std::fs::read_dir(&svc_dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_type().unwrap().is_dir())
+                .count(),
+        )
+    };
+    let before = caller_state();
+    assert_eq!(before.0.trim(), "", "a fresh cgroup delegates nothing");
+
+    let cases: [(&str, Option<String>, String); 3] = [
+        (
+            "none",
+            None,
+            format!("{}/{}", env.cg_parent, env.id("none")),
+        ),
+        (
+            "rel",
+            Some(format!("rel/{}", env.id("rel"))),
+            format!("{}/rel/{}", env.cg_parent, env.id("rel")),
+        ),
+        (
+            "abs",
+            Some(format!("{}/abs/{}", env.cg_parent, env.id("abs"))),
+            format!("{}/abs/{}", env.cg_parent, env.id("abs")),
+        ),
+    ];
+    // One bundle (a rootfs copy is slow under emulation), one container id per case.
+    let mut b = env.bundle("svc", &["sleep", "1000"]);
+    for (tag, path, want) in cases {
+        let id = env.id(tag);
+        match &path {
+            None => {
+                b.config["linux"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("cgroupsPath");
+            }
+            Some(p) => b.config["linux"]["cgroupsPath"] = json!(p),
+        }
+        b.config["linux"]["resources"] =
+            json!({"memory": {"limit": 33554432}, "pids": {"limit": 40}});
+        b.save();
+        let (ok, err) = svc.berth(&env, &["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+        assert!(ok, "{tag}: create from the service's cgroup failed: {err}");
+        let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert_eq!(cg.trim(), format!("0::{want}"), "{tag}");
+        let d = root.join(want.trim_start_matches('/'));
+        assert_eq!(
+            std::fs::read_to_string(d.join("memory.max"))
+                .unwrap()
+                .trim(),
+            "33554432",
+            "{tag}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("pids.max")).unwrap().trim(),
+            "40",
+            "{tag}"
+        );
+        assert_eq!(
+            caller_state(),
+            before,
+            "{tag}: the caller's cgroup was changed"
+        );
+        let (ok, err) = svc.berth(&env, &["delete", "--force", &id]);
+        assert!(ok, "{tag}: delete: {err}");
+        assert!(!d.exists(), "{tag}: {} left after delete", d.display());
+    }
+
+    // Absolute, below the caller's own cgroup (which holds processes): refused before any
+    // side effect, with the reason.
+    let id = env.id("inside");
+    b.config["linux"]["cgroupsPath"] = json!(format!("{}/svc.service/{id}", env.cg_parent));
+    b.save();
+    let (ok, err) = svc.berth(&env, &["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    assert!(!ok, "a container under a cgroup with processes was created");
+    assert!(
+        err.contains("linux.cgroupsPath") && err.contains("holds processes"),
+        "{err}"
+    );
+    assert!(err.contains("berth's own cgroup"), "{err}");
+    assert_eq!(caller_state(), before, "the caller's cgroup was changed");
+    assert!(!svc_dir.join(&id).exists());
+    assert!(
+        !env.root.join(&id).exists(),
+        "state left behind by a refused create"
+    );
+}

@@ -3,7 +3,8 @@
 # Boots one guest (hack/vm/run.sh) and runs hack/vm/guest-tests.sh in it:
 #  (a) runc and berth each: `run` with memory.max/pids.max seen inside the container,
 #      create/start/state/kill/delete with the limits checked in the container's cgroup,
-#      io.max on the VM's extra disk from blockIO;
+#      io.max on the VM's extra disk from blockIO, create from a service's cgroup that holds
+#      processes (the container goes beside it);
 #  (b) with VM_CARGO_TESTS="BIN [ARGS...][; BIN [ARGS...]...]": each test binary (a path, or a name
 #      under target/release/deps — the newest BIN-<hash>) run with BERTH_CGROUP_MODE=v2, e.g.
 #      VM_CARGO_TESTS="cgroups v2::" make vm-test

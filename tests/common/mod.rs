@@ -10,8 +10,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The berth binary under test: this build's, or `BERTH_TEST_BIN` (e.g. an older build, to
+/// show that a new test fails there).
 pub fn berth_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_berth")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("BERTH_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_berth").into())
+    })
 }
 
 pub fn rootfs_src() -> PathBuf {
