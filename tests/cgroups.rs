@@ -49,6 +49,20 @@ fn all_cg_dirs(env: &Env, id: &str) -> Vec<PathBuf> {
     v.into_iter().filter(|p| p.exists()).collect()
 }
 
+/// cpu.weight for cpu.shares as runc ≥ 1.3.2 writes it (opencontainers/cgroups
+/// ConvertCPUSharesToCgroupV2Value), for the values these tests use.
+fn runc_weight(shares: u64) -> u64 {
+    match shares {
+        2 => 1,
+        256 => 35,
+        512 => 59,
+        1024 => 100,
+        22000 => 1204,
+        262_144 => 10000,
+        _ => panic!("no known weight for {shares} shares"),
+    }
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
@@ -80,7 +94,7 @@ fn resources_are_applied_at_create() {
         assert_eq!(cgread(&env, &id, "memory", "memory.max"), "67108864");
         assert_eq!(cgread(&env, &id, "memory", "memory.low"), "33554432");
         assert_eq!(cgread(&env, &id, "memory", "memory.swap.max"), "67108864");
-        assert_eq!(cgread(&env, &id, "cpu", "cpu.weight"), "20");
+        assert_eq!(cgread(&env, &id, "cpu", "cpu.weight"), "59"); // runc ≥ 1.3.2: 512 → 59
         assert_eq!(cgread(&env, &id, "cpu", "cpu.max"), "50000 100000");
     } else {
         assert_eq!(
@@ -635,8 +649,7 @@ fn update_every_resource_and_every_flag() {
             assert_eq!(rd("memory", "memory.max"), mem.to_string());
             assert_eq!(rd("memory", "memory.low"), res.to_string());
             assert_eq!(rd("memory", "memory.swap.max"), (swap - mem).to_string());
-            let w = 1 + ((shares - 2) * 9999) / 262_142;
-            assert_eq!(rd("cpu", "cpu.weight"), w.to_string());
+            assert_eq!(rd("cpu", "cpu.weight"), runc_weight(shares).to_string());
             assert_eq!(rd("cpu", "cpu.max"), format!("{quota} {period}"));
         } else {
             assert_eq!(rd("memory", "memory.limit_in_bytes"), mem.to_string());
@@ -1097,4 +1110,31 @@ fn v2_caller_in_a_service_cgroup_with_processes() {
         !env.root.join(&id).exists(),
         "state left behind by a refused create"
     );
+}
+
+/// Issue 19 item 13. Pure cgroup v2: cpu.shares becomes cpu.weight by runc ≥ 1.3.2's conversion
+/// (1024, docker's default, → 100, the weight of every uncontained process), at create and at
+/// update (`--cpu-shares`, `--resources`). On v1, shares are written as they are.
+#[test]
+fn cpu_shares_to_weight_as_runc() {
+    let env = Env::new("cgweight");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    b.config["linux"]["resources"] = json!({"cpu": {"shares": 1024}});
+    env.create(&id, &b);
+    let (file, conv): (&str, fn(u64) -> u64) = if v2() {
+        ("cpu.weight", runc_weight)
+    } else {
+        ("cpu.shares", |s| s)
+    };
+    assert_eq!(cgread(&env, &id, "cpu", file), conv(1024).to_string());
+    let rfile = env.tmp.join("res.json");
+    std::fs::write(&rfile, r#"{"cpu":{"shares":22000}}"#).unwrap();
+    env.ok(&["update", "--resources", rfile.to_str().unwrap(), &id]);
+    assert_eq!(cgread(&env, &id, "cpu", file), conv(22000).to_string());
+    env.ok(&["update", "--cpu-shares", "2", &id]);
+    assert_eq!(cgread(&env, &id, "cpu", file), conv(2).to_string());
+    env.ok(&["update", "--cpu-shares", "262144", &id]);
+    assert_eq!(cgread(&env, &id, "cpu", file), conv(262_144).to_string());
+    env.ok(&["delete", "--force", &id]);
 }
