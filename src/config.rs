@@ -131,24 +131,39 @@ fn filter_capabilities(raw: &mut Value) {
         let Some(arr) = list.as_array_mut() else {
             continue;
         };
+        // One warning per kind and set, naming every capability it concerns.
+        let (mut unknown, mut unbounded) = (vec![], vec![]);
         arr.retain(|name| {
             let Some(s) = name.as_str() else { return true };
             if !known.contains(s) {
-                logger::warn(&format!(
-                    "process.capabilities.{set}: unknown capability {s:?} ignored"
-                ));
+                unknown.push(format!("{s:?}"));
                 return false;
             }
             if let Some(b) = &bounding
                 && !b.contains(s)
             {
-                logger::warn(&format!(
-                    "process.capabilities.{set}: {s} is not in this host's bounding set, ignored"
-                ));
+                unbounded.push(s.to_string());
                 return false;
             }
             true
         });
+        if !unknown.is_empty() {
+            logger::warn(&format!(
+                "process.capabilities.{set}: unknown {} {} ignored",
+                if unknown.len() == 1 {
+                    "capability"
+                } else {
+                    "capabilities"
+                },
+                unknown.join(", ")
+            ));
+        }
+        if !unbounded.is_empty() {
+            logger::warn(&format!(
+                "process.capabilities.{set}: {} not in this host's bounding set, ignored",
+                unbounded.join(", ")
+            ));
+        }
     }
 }
 

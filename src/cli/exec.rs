@@ -262,15 +262,25 @@ fn filter_capabilities(v: &mut Value) {
     let known: HashSet<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
     for (set, list) in sets.iter_mut() {
         if let Some(arr) = list.as_array_mut() {
+            let mut unknown = vec![];
             arr.retain(|n| {
                 let ok = n.as_str().is_some_and(|s| known.contains(s));
                 if !ok {
-                    logger::warn(&format!(
-                        "process.capabilities.{set}: ignoring unknown capability {n}"
-                    ));
+                    unknown.push(n.to_string());
                 }
                 ok
             });
+            if !unknown.is_empty() {
+                logger::warn(&format!(
+                    "process.capabilities.{set}: ignoring unknown {} {}",
+                    if unknown.len() == 1 {
+                        "capability"
+                    } else {
+                        "capabilities"
+                    },
+                    unknown.join(", ")
+                ));
+            }
         }
     }
 }
