@@ -27,7 +27,14 @@ fn known_caps() -> HashSet<String> {
 }
 
 /// Read `<bundle>/config.json`.
+#[allow(dead_code)]
 pub fn load(bundle: &Path) -> Result<Bundle> {
+    load_with(bundle, None)
+}
+
+/// Read the bundle's spec: `config` (`--config`; relative to the bundle, as runc reads it after
+/// changing into the bundle), or `<bundle>/config.json`.
+pub fn load_with(bundle: &Path, config: Option<&Path>) -> Result<Bundle> {
     let dir =
         std::path::absolute(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
     if !dir.is_dir() {
@@ -36,7 +43,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
             dir.display()
         );
     }
-    let path = dir.join("config.json");
+    let path = dir.join(config.unwrap_or(Path::new("config.json")));
     let text = std::fs::read(&path).map_err(|e| {
         anyhow!(
             "reading {}: {e}{}",
@@ -421,6 +428,7 @@ mod fuzz {
             id: "fuzz".into(),
             pid_file: None,
             console_socket: None,
+            pidfd_socket: None,
             console_relay: false,
             preserve_fds: 0,
             no_pivot: false,

@@ -179,3 +179,14 @@ pub fn join_session_keyring(name: &str) -> nix::Result<()> {
 pub fn set_pdeathsig(sig: Option<nix::sys::signal::Signal>) -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(sig)
 }
+
+/// pidfd_open(2): a descriptor referring to process `pid` (O_CLOEXEC, as every pidfd is).
+pub fn pidfd_open(pid: i32) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    Errno::result(r).map(|fd| {
+        // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+        unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
+    })
+}
