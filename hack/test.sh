@@ -55,7 +55,7 @@ section stress env SOAK="${SOAK:-200}" CONCURRENCY="${CONCURRENCY:-40}" RACE_ROU
     RELIABILITY=0 STRESS_TIMEOUT=300 bash hack/stress.sh
 section integration bash hack/integration.sh
 section e2e bash hack/e2e/run.sh
-section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups}" bash hack/vm/run-tests.sh
+section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; lsm_labels}" bash hack/vm/run-tests.sh
 section leftovers leftovers
 echo; echo "=== summary"
 printf '%s\n' "${results[@]}"

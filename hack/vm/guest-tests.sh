@@ -216,6 +216,12 @@ check_cargo() { # spec
 }
 
 echo "== guest: kernel $(uname -r), up $(cut -d' ' -f1 /proc/uptime) s"
+# A kernel whose active LSM is SELinux (apparmor=0, see run-tests.sh) registers selinuxfs:
+# mount it where systemd would, so the runtimes see "SELinux enabled, no policy loaded".
+if grep -q selinuxfs /proc/filesystems && ! grep -q ' /sys/fs/selinux ' /proc/mounts; then
+    mount -t selinuxfs selinuxfs /sys/fs/selinux 2>/dev/null || true
+fi
+echo "== LSM: $(cat /sys/kernel/security/lsm 2>/dev/null || echo '?'); selinuxfs: $(grep -c ' /sys/fs/selinux ' /proc/mounts) mount(s)"
 check_host
 for rt in "runc:$RUNC" "berth:$BERTH"; do
     [ "${VM_SMOKE:-1}" = 0 ] && break

@@ -26,6 +26,11 @@ runc=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
 bash "$here/setup.sh" || { echo "FAIL vm setup"; exit 1; }
 
 start=${EPOCHREALTIME/./}
+# apparmor=0: Debian's kernel then makes SELinux its major LSM, enabled but without a policy,
+# as in a Debian 12 guest booted with apparmor=0 (the systemd guest, docker without
+# apparmor_parser); guest-tests.sh mounts selinuxfs as systemd does. Runtimes must treat that as
+# "no SELinux" (libselinux, runc). VM_APPEND replaces it.
+export VM_APPEND=${VM_APPEND-apparmor=0}
 REPO=$repo ROOTFS=$rootfs RUNC=$runc BERTH=$berth \
     bash "$here/run.sh" --disk 64 --mem "${VM_MEM:-1024}" --timeout "${VM_TIMEOUT:-900}" \
     -- bash "$here/guest-tests.sh"
