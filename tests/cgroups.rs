@@ -54,9 +54,11 @@ fn all_cg_dirs(env: &Env, id: &str) -> Vec<PathBuf> {
 fn runc_weight(shares: u64) -> u64 {
     match shares {
         2 => 1,
+        100 => 17,
         256 => 35,
         512 => 59,
         1024 => 100,
+        2048 => 174,
         22000 => 1204,
         262_144 => 10000,
         _ => panic!("no known weight for {shares} shares"),
@@ -1137,4 +1139,117 @@ fn cpu_shares_to_weight_as_runc() {
     env.ok(&["update", "--cpu-shares", "262144", &id]);
     assert_eq!(cgread(&env, &id, "cpu", file), conv(262_144).to_string());
     env.ok(&["delete", "--force", &id]);
+}
+
+/// Issue 19 item 14: runc's update flags one at a time on a running container created with
+/// memory.limit 32 MiB and memory.reservation 24 MiB (no swap), as an engine sends them, each
+/// read back from the cgroup files. The values are runc's (1.1.5 in the pure v2 VM, the same
+/// for every step but the cpu.weight conversion, where berth follows runc ≥ 1.3.2).
+#[test]
+fn update_runc_flags_one_at_a_time() {
+    let env = Env::new("cgupdseq");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    let mib = |n: i64| n << 20;
+    b.config["linux"]["resources"] = json!({
+        "memory": {"limit": mib(32), "reservation": mib(24)},
+        "cpu": {"shares": 100, "quota": 500000, "period": 1000000},
+        "pids": {"limit": 20}
+    });
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+    let rd = |ctrl: &str, file: &str| cgread(&env, &id, ctrl, file);
+    let cpu = (std::thread::available_parallelism().map_or(1, |n| n.get()) - 1).to_string();
+    // v1 writes "unlimited" as the page-rounded i64::MAX.
+    let unlimited = |v: &str| {
+        if v2() || v != "max" {
+            v.to_string()
+        } else {
+            "9223372036854771712".to_string()
+        }
+    };
+    let mem = |max: &str, low: &str, swap: Option<&str>| {
+        if v2() {
+            assert_eq!(rd("memory", "memory.max"), max, "memory.max");
+            assert_eq!(rd("memory", "memory.low"), low, "memory.low");
+            if let Some(s) = swap {
+                assert_eq!(rd("memory", "memory.swap.max"), s, "memory.swap.max");
+            }
+        } else {
+            assert_eq!(rd("memory", "memory.limit_in_bytes"), unlimited(max));
+            assert_eq!(rd("memory", "memory.soft_limit_in_bytes"), low);
+        }
+    };
+    let cpu_max = |quota: &str, period: &str| {
+        if v2() {
+            assert_eq!(rd("cpu", "cpu.max"), format!("{quota} {period}"));
+        } else {
+            let q = if quota == "max" { "-1" } else { quota };
+            assert_eq!(rd("cpu", "cpu.cfs_quota_us"), q);
+            assert_eq!(rd("cpu", "cpu.cfs_period_us"), period);
+        }
+    };
+    let up = |flags: &[&str]| {
+        let mut args = vec!["update"];
+        args.extend(flags);
+        args.push(&id);
+        env.ok(&args);
+    };
+    mem(&mib(32).to_string(), &mib(24).to_string(), Some("max"));
+    up(&["--memory", "67108864"]);
+    mem("67108864", &mib(24).to_string(), Some("max"));
+    up(&["--memory", "50M"]);
+    mem(&mib(50).to_string(), &mib(24).to_string(), Some("max"));
+    up(&["--memory-reservation", "20M"]);
+    mem(&mib(50).to_string(), &mib(20).to_string(), Some("max"));
+    let swap = v2()
+        || cgdir(&env, &id, "memory")
+            .join("memory.memsw.limit_in_bytes")
+            .exists();
+    if swap {
+        up(&["--memory-swap", "-1"]);
+        mem(&mib(50).to_string(), &mib(20).to_string(), Some("max"));
+        up(&["--memory", "60M", "--memory-swap", "100M"]);
+        mem(
+            &mib(60).to_string(),
+            &mib(20).to_string(),
+            Some(&mib(40).to_string()),
+        );
+        if !v2() {
+            assert_eq!(
+                rd("memory", "memory.memsw.limit_in_bytes"),
+                mib(100).to_string()
+            );
+        }
+    }
+    // Unlimited memory is unlimited memory+swap too (runc).
+    up(&["--memory", "-1"]);
+    mem("max", &mib(20).to_string(), Some("max"));
+    up(&["--pids-limit", "10"]);
+    assert_eq!(rd("pids", "pids.max"), "10");
+    up(&["--pids-limit", "-1"]);
+    assert_eq!(rd("pids", "pids.max"), "max");
+    up(&["--cpu-period", "50000", "--cpu-quota", "20000"]);
+    cpu_max("20000", "50000");
+    up(&["--cpu-quota", "-1"]);
+    cpu_max("max", "50000");
+    up(&["--cpu-period", "80000"]);
+    cpu_max("max", "80000");
+    up(&["--cpu-share", "2048"]);
+    if v2() {
+        assert_eq!(rd("cpu", "cpu.weight"), runc_weight(2048).to_string());
+    } else {
+        assert_eq!(rd("cpu", "cpu.shares"), "2048");
+    }
+    up(&["--cpuset-cpus", &cpu]);
+    assert_eq!(rd("cpuset", "cpuset.cpus"), cpu);
+    // Nothing else moved.
+    mem("max", &mib(20).to_string(), Some("max"));
+    cpu_max("max", "80000");
+    env.ok(&["delete", "--force", &id]);
+    assert!(
+        all_cg_dirs(&env, &id).is_empty(),
+        "{:?}",
+        all_cg_dirs(&env, &id)
+    );
 }
