@@ -65,7 +65,7 @@ section e2e bash hack/e2e/run.sh
 section install bash hack/install.sh check
 # make static's binary, and the lifecycle/seccomp/security suites and e2e against it.
 section static bash hack/static.sh test
-section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint}" bash hack/vm/run-tests.sh
+section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint; lsm_labels}" bash hack/vm/run-tests.sh
 # The systemd + cgroup v2 guest (hack/sysvm/README.md): installs qemu, mmdebstrap & co and builds
 # the guest image on a fresh machine (~2-2.5 min), then in one boot: smoke, docker/containerd/podman
 # at their systemd defaults through berth (--systemd-cgroup), and the cgroup suites with both

@@ -27,7 +27,14 @@ fn known_caps() -> HashSet<String> {
 }
 
 /// Read `<bundle>/config.json`.
+#[allow(dead_code)]
 pub fn load(bundle: &Path) -> Result<Bundle> {
+    load_with(bundle, None)
+}
+
+/// Read the bundle's spec: `config` (`--config`; relative to the bundle, as runc reads it after
+/// changing into the bundle), or `<bundle>/config.json`.
+pub fn load_with(bundle: &Path, config: Option<&Path>) -> Result<Bundle> {
     let dir =
         std::path::absolute(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
     if !dir.is_dir() {
@@ -36,7 +43,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
             dir.display()
         );
     }
-    let path = dir.join("config.json");
+    let path = dir.join(config.unwrap_or(Path::new("config.json")));
     let text = std::fs::read(&path).map_err(|e| {
         anyhow!(
             "reading {}: {e}{}",
@@ -131,24 +138,39 @@ fn filter_capabilities(raw: &mut Value) {
         let Some(arr) = list.as_array_mut() else {
             continue;
         };
+        // One warning per kind and set, naming every capability it concerns.
+        let (mut unknown, mut unbounded) = (vec![], vec![]);
         arr.retain(|name| {
             let Some(s) = name.as_str() else { return true };
             if !known.contains(s) {
-                logger::warn(&format!(
-                    "process.capabilities.{set}: unknown capability {s:?} ignored"
-                ));
+                unknown.push(format!("{s:?}"));
                 return false;
             }
             if let Some(b) = &bounding
                 && !b.contains(s)
             {
-                logger::warn(&format!(
-                    "process.capabilities.{set}: {s} is not in this host's bounding set, ignored"
-                ));
+                unbounded.push(s.to_string());
                 return false;
             }
             true
         });
+        if !unknown.is_empty() {
+            logger::warn(&format!(
+                "process.capabilities.{set}: unknown {} {} ignored",
+                if unknown.len() == 1 {
+                    "capability"
+                } else {
+                    "capabilities"
+                },
+                unknown.join(", ")
+            ));
+        }
+        if !unbounded.is_empty() {
+            logger::warn(&format!(
+                "process.capabilities.{set}: {} not in this host's bounding set, ignored",
+                unbounded.join(", ")
+            ));
+        }
     }
 }
 
@@ -406,6 +428,7 @@ mod fuzz {
             id: "fuzz".into(),
             pid_file: None,
             console_socket: None,
+            pidfd_socket: None,
             console_relay: false,
             preserve_fds: 0,
             no_pivot: false,

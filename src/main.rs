@@ -34,14 +34,12 @@ fn main() {
             .unwrap_or_default();
         let line = format!("internal error (a bug in berth, please report it): {msg}{loc}");
         logger::error(&line);
-        eprintln!("berth: {line}");
     }));
     let code = match std::panic::catch_unwind(cli::main) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
-            let msg = format!("{e:#}");
-            logger::error(&msg);
-            eprintln!("berth: {msg}");
+            // stderr (`berth: error: ...`) and the --log file, errno texts as Go prints them.
+            logger::error(&format!("{e:#}"));
             1
         }
         Err(_) => 1,

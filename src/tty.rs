@@ -10,12 +10,17 @@ use std::path::Path;
 
 /// Connect to the console socket (in the runtime's namespace, before the fork).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
+    connect_socket("--console-socket", path)
+}
+
+/// Connect to the unix socket a flag names (`--console-socket`, `--pidfd-socket`).
+pub fn connect_socket(flag: &str, path: &Path) -> Result<OwnedFd> {
     let s = if path.as_os_str().len() < 100 {
         UnixStream::connect(path)
     } else {
         // Long paths do not fit in sockaddr_un: go through the directory's descriptor.
         let dir = std::fs::File::open(path.parent().unwrap_or(Path::new("/")))
-            .map_err(|e| anyhow!("--console-socket {}: {e}", path.display()))?;
+            .map_err(|e| anyhow!("{flag} {}: {e}", path.display()))?;
         let p = format!(
             "/proc/self/fd/{}/{}",
             dir.as_raw_fd(),
@@ -25,7 +30,7 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
         );
         UnixStream::connect(p)
     }
-    .map_err(|e| anyhow!("--console-socket {}: connecting: {e}", path.display()))?;
+    .map_err(|e| anyhow!("{flag} {}: connecting: {e}", path.display()))?;
     Ok(s.into())
 }
 
@@ -98,6 +103,24 @@ pub fn send_master(sock: RawFd, master: RawFd) -> Result<()> {
         None,
     )
     .map_err(|e| anyhow!("process.terminal: sending the pty to the console socket: {e}"))?;
+    Ok(())
+}
+
+/// `--pidfd-socket`: send a pidfd of `pid` (opened by berth, in the host's pid namespace) over
+/// the connected socket, with the name runc gives it ("standard" for a container's process,
+/// "setns" for an exec'd one).
+pub fn send_pidfd(sock: &OwnedFd, pid: i32, name: &str) -> Result<()> {
+    let pidfd = crate::sys::pidfd_open(pid)
+        .map_err(|e| anyhow!("--pidfd-socket: pidfd_open of pid {pid}: {e}"))?;
+    let fds = [pidfd.as_raw_fd()];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(name.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| anyhow!("--pidfd-socket: sending the pidfd: {e}"))?;
     Ok(())
 }
 

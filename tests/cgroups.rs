@@ -49,6 +49,22 @@ fn all_cg_dirs(env: &Env, id: &str) -> Vec<PathBuf> {
     v.into_iter().filter(|p| p.exists()).collect()
 }
 
+/// cpu.weight for cpu.shares as runc ≥ 1.3.2 writes it (opencontainers/cgroups
+/// ConvertCPUSharesToCgroupV2Value), for the values these tests use.
+fn runc_weight(shares: u64) -> u64 {
+    match shares {
+        2 => 1,
+        100 => 17,
+        256 => 35,
+        512 => 59,
+        1024 => 100,
+        2048 => 174,
+        22000 => 1204,
+        262_144 => 10000,
+        _ => panic!("no known weight for {shares} shares"),
+    }
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
@@ -80,7 +96,7 @@ fn resources_are_applied_at_create() {
         assert_eq!(cgread(&env, &id, "memory", "memory.max"), "67108864");
         assert_eq!(cgread(&env, &id, "memory", "memory.low"), "33554432");
         assert_eq!(cgread(&env, &id, "memory", "memory.swap.max"), "67108864");
-        assert_eq!(cgread(&env, &id, "cpu", "cpu.weight"), "20");
+        assert_eq!(cgread(&env, &id, "cpu", "cpu.weight"), "59"); // runc ≥ 1.3.2: 512 → 59
         assert_eq!(cgread(&env, &id, "cpu", "cpu.max"), "50000 100000");
     } else {
         assert_eq!(
@@ -638,8 +654,7 @@ fn update_every_resource_and_every_flag() {
             assert_eq!(rd("memory", "memory.max"), mem.to_string());
             assert_eq!(rd("memory", "memory.low"), res.to_string());
             assert_eq!(rd("memory", "memory.swap.max"), (swap - mem).to_string());
-            let w = 1 + ((shares - 2) * 9999) / 262_142;
-            assert_eq!(rd("cpu", "cpu.weight"), w.to_string());
+            assert_eq!(rd("cpu", "cpu.weight"), runc_weight(shares).to_string());
             assert_eq!(rd("cpu", "cpu.max"), format!("{quota} {period}"));
         } else {
             assert_eq!(rd("memory", "memory.limit_in_bytes"), mem.to_string());
@@ -933,4 +948,311 @@ fn placed_in_every_hierarchy_before_second_fork_cgroupns_and_exec() {
         }
         assert_eq!(path, "/", "{out}");
     }
+}
+
+/// A process standing for a service in a test-owned cgroup (killed by pid on drop).
+struct Service {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Service {
+    /// `dir` is created; a `sleep` moves itself into it and stays.
+    fn start(dir: &Path) -> Service {
+        std::fs::create_dir_all(dir).unwrap();
+        let child = std::process::Command::new("sh")
+            .args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec sleep 1000"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Service {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        let pid = s.child.id().to_string();
+        wait_for("the service process to enter its cgroup", || {
+            std::fs::read_to_string(dir.join("cgroup.procs"))
+                .is_ok_and(|t| t.lines().any(|l| l == pid))
+        });
+        s
+    }
+
+    /// Run berth from inside the service's cgroup (as a unit's ExecStart would); the
+    /// container's stdio go to files in `tmp`.
+    fn berth(&self, env: &Env, args: &[&str]) -> (bool, String) {
+        let err = env.tmp.join("svc-berth.err");
+        let st = std::process::Command::new("sh")
+            .args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+            .arg(&self.dir)
+            .arg(&env.bin)
+            .arg("--root")
+            .arg(&env.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(env.tmp.join("svc-berth.out")).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        (st.success(), std::fs::read_to_string(&err).unwrap())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 19 item 0. Pure cgroup v2, berth called from a service's cgroup that holds processes
+/// (any systemd service): without cgroupsPath, or with a relative one, the container's cgroup
+/// goes beside the caller's (under its parent, as runc's fs2 driver does), never inside it;
+/// an absolute cgroupsPath is taken as it is; one whose parent holds processes is refused up
+/// front, leaving nothing behind. The caller's cgroup is never written (subtree_control,
+/// cgroup.type).
+#[test]
+fn v2_caller_in_a_service_cgroup_with_processes() {
+    if !v2() {
+        eprintln!("skipped: needs a pure cgroup v2 host (runs in hack/vm)");
+        return;
+    }
+    let env = Env::new("cgsvc");
+    let root = Path::new("/sys/fs/cgroup");
+    let parent_rel = env.cg_parent.trim_start_matches('/').to_string();
+    let svc_dir = root.join(&parent_rel).join("svc.service");
+    let svc = Service::start(&svc_dir);
+    let caller_state = || {
+        (
+            std::fs::read_to_string(svc_dir.join("cgroup.subtree_control")).unwrap(),
+            std::fs::read_to_string(svc_dir.join("cgroup.type")).unwrap(),
+            std::fs::read_dir(&svc_dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_type().unwrap().is_dir())
+                .count(),
+        )
+    };
+    let before = caller_state();
+    assert_eq!(before.0.trim(), "", "a fresh cgroup delegates nothing");
+
+    let cases: [(&str, Option<String>, String); 3] = [
+        (
+            "none",
+            None,
+            format!("{}/{}", env.cg_parent, env.id("none")),
+        ),
+        (
+            "rel",
+            Some(format!("rel/{}", env.id("rel"))),
+            format!("{}/rel/{}", env.cg_parent, env.id("rel")),
+        ),
+        (
+            "abs",
+            Some(format!("{}/abs/{}", env.cg_parent, env.id("abs"))),
+            format!("{}/abs/{}", env.cg_parent, env.id("abs")),
+        ),
+    ];
+    // One bundle (a rootfs copy is slow under emulation), one container id per case.
+    let mut b = env.bundle("svc", &["sleep", "1000"]);
+    for (tag, path, want) in cases {
+        let id = env.id(tag);
+        match &path {
+            None => {
+                b.config["linux"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("cgroupsPath");
+            }
+            Some(p) => b.config["linux"]["cgroupsPath"] = json!(p),
+        }
+        b.config["linux"]["resources"] =
+            json!({"memory": {"limit": 33554432}, "pids": {"limit": 40}});
+        b.save();
+        let (ok, err) = svc.berth(&env, &["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+        assert!(ok, "{tag}: create from the service's cgroup failed: {err}");
+        let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert_eq!(cg.trim(), format!("0::{want}"), "{tag}");
+        let d = root.join(want.trim_start_matches('/'));
+        assert_eq!(
+            std::fs::read_to_string(d.join("memory.max"))
+                .unwrap()
+                .trim(),
+            "33554432",
+            "{tag}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("pids.max")).unwrap().trim(),
+            "40",
+            "{tag}"
+        );
+        assert_eq!(
+            caller_state(),
+            before,
+            "{tag}: the caller's cgroup was changed"
+        );
+        let (ok, err) = svc.berth(&env, &["delete", "--force", &id]);
+        assert!(ok, "{tag}: delete: {err}");
+        assert!(!d.exists(), "{tag}: {} left after delete", d.display());
+    }
+
+    // Absolute, below the caller's own cgroup (which holds processes): refused before any
+    // side effect, with the reason.
+    let id = env.id("inside");
+    b.config["linux"]["cgroupsPath"] = json!(format!("{}/svc.service/{id}", env.cg_parent));
+    b.save();
+    let (ok, err) = svc.berth(&env, &["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    assert!(!ok, "a container under a cgroup with processes was created");
+    assert!(
+        err.contains("linux.cgroupsPath") && err.contains("holds processes"),
+        "{err}"
+    );
+    assert!(err.contains("berth's own cgroup"), "{err}");
+    assert_eq!(caller_state(), before, "the caller's cgroup was changed");
+    assert!(!svc_dir.join(&id).exists());
+    assert!(
+        !env.root.join(&id).exists(),
+        "state left behind by a refused create"
+    );
+}
+
+/// Issue 19 item 13. Pure cgroup v2: cpu.shares becomes cpu.weight by runc ≥ 1.3.2's conversion
+/// (1024, docker's default, → 100, the weight of every uncontained process), at create and at
+/// update (`--cpu-shares`, `--resources`). On v1, shares are written as they are.
+#[test]
+fn cpu_shares_to_weight_as_runc() {
+    let env = Env::new("cgweight");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    b.config["linux"]["resources"] = json!({"cpu": {"shares": 1024}});
+    env.create(&id, &b);
+    let (file, conv): (&str, fn(u64) -> u64) = if v2() {
+        ("cpu.weight", runc_weight)
+    } else {
+        ("cpu.shares", |s| s)
+    };
+    assert_eq!(cgread(&env, &id, "cpu", file), conv(1024).to_string());
+    let rfile = env.tmp.join("res.json");
+    std::fs::write(&rfile, r#"{"cpu":{"shares":22000}}"#).unwrap();
+    env.ok(&["update", "--resources", rfile.to_str().unwrap(), &id]);
+    assert_eq!(cgread(&env, &id, "cpu", file), conv(22000).to_string());
+    env.ok(&["update", "--cpu-shares", "2", &id]);
+    assert_eq!(cgread(&env, &id, "cpu", file), conv(2).to_string());
+    env.ok(&["update", "--cpu-shares", "262144", &id]);
+    assert_eq!(cgread(&env, &id, "cpu", file), conv(262_144).to_string());
+    env.ok(&["delete", "--force", &id]);
+}
+
+/// Issue 19 item 14: runc's update flags one at a time on a running container created with
+/// memory.limit 32 MiB and memory.reservation 24 MiB (no swap), as an engine sends them, each
+/// read back from the cgroup files. The values are runc's (1.1.5 in the pure v2 VM, the same
+/// for every step but the cpu.weight conversion, where berth follows runc ≥ 1.3.2).
+#[test]
+fn update_runc_flags_one_at_a_time() {
+    let env = Env::new("cgupdseq");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    let mib = |n: i64| n << 20;
+    b.config["linux"]["resources"] = json!({
+        "memory": {"limit": mib(32), "reservation": mib(24)},
+        "cpu": {"shares": 100, "quota": 500000, "period": 1000000},
+        "pids": {"limit": 20}
+    });
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+    let rd = |ctrl: &str, file: &str| cgread(&env, &id, ctrl, file);
+    let cpu = (std::thread::available_parallelism().map_or(1, |n| n.get()) - 1).to_string();
+    // v1 writes "unlimited" as the page-rounded i64::MAX.
+    let unlimited = |v: &str| {
+        if v2() || v != "max" {
+            v.to_string()
+        } else {
+            "9223372036854771712".to_string()
+        }
+    };
+    let mem = |max: &str, low: &str, swap: Option<&str>| {
+        if v2() {
+            assert_eq!(rd("memory", "memory.max"), max, "memory.max");
+            assert_eq!(rd("memory", "memory.low"), low, "memory.low");
+            if let Some(s) = swap {
+                assert_eq!(rd("memory", "memory.swap.max"), s, "memory.swap.max");
+            }
+        } else {
+            assert_eq!(rd("memory", "memory.limit_in_bytes"), unlimited(max));
+            assert_eq!(rd("memory", "memory.soft_limit_in_bytes"), low);
+        }
+    };
+    let cpu_max = |quota: &str, period: &str| {
+        if v2() {
+            assert_eq!(rd("cpu", "cpu.max"), format!("{quota} {period}"));
+        } else {
+            let q = if quota == "max" { "-1" } else { quota };
+            assert_eq!(rd("cpu", "cpu.cfs_quota_us"), q);
+            assert_eq!(rd("cpu", "cpu.cfs_period_us"), period);
+        }
+    };
+    let up = |flags: &[&str]| {
+        let mut args = vec!["update"];
+        args.extend(flags);
+        args.push(&id);
+        env.ok(&args);
+    };
+    mem(&mib(32).to_string(), &mib(24).to_string(), Some("max"));
+    up(&["--memory", "67108864"]);
+    mem("67108864", &mib(24).to_string(), Some("max"));
+    up(&["--memory", "50M"]);
+    mem(&mib(50).to_string(), &mib(24).to_string(), Some("max"));
+    up(&["--memory-reservation", "20M"]);
+    mem(&mib(50).to_string(), &mib(20).to_string(), Some("max"));
+    let swap = v2()
+        || cgdir(&env, &id, "memory")
+            .join("memory.memsw.limit_in_bytes")
+            .exists();
+    if swap {
+        up(&["--memory-swap", "-1"]);
+        mem(&mib(50).to_string(), &mib(20).to_string(), Some("max"));
+        up(&["--memory", "60M", "--memory-swap", "100M"]);
+        mem(
+            &mib(60).to_string(),
+            &mib(20).to_string(),
+            Some(&mib(40).to_string()),
+        );
+        if !v2() {
+            assert_eq!(
+                rd("memory", "memory.memsw.limit_in_bytes"),
+                mib(100).to_string()
+            );
+        }
+    }
+    // Unlimited memory is unlimited memory+swap too (runc).
+    up(&["--memory", "-1"]);
+    mem("max", &mib(20).to_string(), Some("max"));
+    up(&["--pids-limit", "10"]);
+    assert_eq!(rd("pids", "pids.max"), "10");
+    up(&["--pids-limit", "-1"]);
+    assert_eq!(rd("pids", "pids.max"), "max");
+    up(&["--cpu-period", "50000", "--cpu-quota", "20000"]);
+    cpu_max("20000", "50000");
+    up(&["--cpu-quota", "-1"]);
+    cpu_max("max", "50000");
+    up(&["--cpu-period", "80000"]);
+    cpu_max("max", "80000");
+    up(&["--cpu-share", "2048"]);
+    if v2() {
+        assert_eq!(rd("cpu", "cpu.weight"), runc_weight(2048).to_string());
+    } else {
+        assert_eq!(rd("cpu", "cpu.shares"), "2048");
+    }
+    up(&["--cpuset-cpus", &cpu]);
+    assert_eq!(rd("cpuset", "cpuset.cpus"), cpu);
+    // Nothing else moved.
+    mem("max", &mib(20).to_string(), Some("max"));
+    cpu_max("max", "80000");
+    env.ok(&["delete", "--force", &id]);
+    assert!(
+        all_cg_dirs(&env, &id).is_empty(),
+        "{:?}",
+        all_cg_dirs(&env, &id)
+    );
 }

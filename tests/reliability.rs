@@ -252,7 +252,7 @@ mod reliability {
             } else {
                 failed.push(free_pages);
                 assert!(
-                    r.stderr.contains("No space left on device"),
+                    r.stderr.contains("no space left on device"),
                     "free pages {free_pages}: {}",
                     r.stderr
                 );

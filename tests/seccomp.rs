@@ -510,7 +510,8 @@ fn without_nnp_setup_survives_the_profile_and_errors_are_reported() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("process.user.uid") && err.contains("ENOANO"),
+        // errno 55 as Go writes it (ENOANO).
+        err.contains("process.user.uid") && err.contains("no anode"),
         "{err}"
     );
     assert!(!env.root.join(&id).exists(), "state dir left behind");

@@ -102,6 +102,26 @@ suite_containerd() {
         fail ctr-run-exit-code "expected status 7" "$(details)"
     fi
 
+    # ctr exits 1 for any failed task create; what it shows is the runtime's --log error, which
+    # must carry Go's errno text (the text docker and CRI clients match on).
+    mark ctr-run-no-such-command
+    run_cmd 60 $CTR run --rm $RT "$IMG" c-enoent /no-such-command
+    if [ $CHECK_RC != 0 ] && go_errno_text 'no such file or directory' && has_failed_call " create .*c-enoent"; then
+        pass ctr-run-no-such-command
+    else
+        fail ctr-run-no-such-command "expected a failed create with 'no such file or directory'" "$(details)"
+    fi
+    $CTR container rm c-enoent >/dev/null 2>&1
+
+    mark ctr-run-not-executable
+    run_cmd 60 $CTR run --rm $RT "$IMG" c-eacces /etc/passwd
+    if [ $CHECK_RC != 0 ] && go_errno_text 'permission denied' && has_failed_call " create .*c-eacces"; then
+        pass ctr-run-not-executable
+    else
+        fail ctr-run-not-executable "expected a failed create with 'permission denied'" "$(details)"
+    fi
+    $CTR container rm c-eacces >/dev/null 2>&1
+
     mark ctr-run-tty
     run_tty 60 "$CTR run --rm -t $RT $IMG c-tty /bin/tty"
     if [ $CHECK_RC = 0 ] && grep -q '/dev/pts/[0-9]' <<<"$CHECK_OUT" &&

@@ -83,6 +83,24 @@ suite_docker() {
         fail dk-run-exit-code "expected status 4" "$(details)"
     fi
 
+    # dockerd maps the runtime's error to docker run's status by its text (Go's errno texts):
+    # 127 for a program that does not exist, 126 for one that cannot be executed.
+    mark dk-run-no-such-command
+    run_cmd 60 "$DK" run --rm $RUNOPTS "$IMG" /no-such-command
+    if [ $CHECK_RC = 127 ] && go_errno_text 'no such file or directory' && has_failed_call " create "; then
+        pass dk-run-no-such-command
+    else
+        fail dk-run-no-such-command "expected status 127 and 'no such file or directory' from a failed create" "$(details)"
+    fi
+
+    mark dk-run-not-executable
+    run_cmd 60 "$DK" run --rm $RUNOPTS "$IMG" /etc/passwd
+    if [ $CHECK_RC = 126 ] && go_errno_text 'permission denied' && has_failed_call " create "; then
+        pass dk-run-not-executable
+    else
+        fail dk-run-not-executable "expected status 126 and 'permission denied' from a failed create" "$(details)"
+    fi
+
     mark dk-run-detached
     run_cmd 60 "$DK" run -d --name dk-long $RUNOPTS "$IMG" sh -c "$LONG"
     local id st ipid ran=

@@ -50,6 +50,13 @@ calls_since_mark() { tail -n +"$((MARK_LINE + 1))" "$CALLS" | grep -v '^####'; }
 
 # has_call REGEX: a successful (rc=0) runtime call matching REGEX was made since the mark.
 has_call() { calls_since_mark | grep -E '^[^ ]+ rc=0 ' | grep -qE -- "$1"; }
+# has_failed_call REGEX: a runtime call matching REGEX failed (rc != 0) since the mark.
+has_failed_call() { calls_since_mark | grep -vE '^[^ ]+ rc=0 ' | grep -qE -- "$1"; }
+# go_errno_text TEXT: the runtime's error reached the engine's user with the errno written as
+# Go prints it (what engines match on), and no Rust/nix form of it.
+go_errno_text() {
+    grep -q -- "$1" <<<"$CHECK_OUT" && ! grep -qE '\(os error [0-9]+\)|\bE[A-Z]+: [A-Z]' <<<"$CHECK_OUT"
+}
 # failed_calls: runtime calls with a non-zero status since the mark (for FAIL details).
 failed_calls() { calls_since_mark | grep -vE '^[^ ]+ rc=0 ' | head -n 20; }
 

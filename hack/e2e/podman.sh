@@ -85,6 +85,23 @@ suite_podman() {
         fail pm-run-exit-code "expected status 3" "$(details)"
     fi
 
+    # podman maps the runtime's error (conmon passes on its --log) to 127 / 126 by its text.
+    mark pm-run-no-such-command
+    run_cmd 60 "$PM" run --rm $RUNOPTS "$IMG" /no-such-command
+    if [ $CHECK_RC = 127 ] && go_errno_text 'no such file or directory' && has_failed_call " create "; then
+        pass pm-run-no-such-command
+    else
+        fail pm-run-no-such-command "expected status 127 and 'no such file or directory' from a failed create" "$(details)"
+    fi
+
+    mark pm-run-not-executable
+    run_cmd 60 "$PM" run --rm $RUNOPTS "$IMG" /etc/passwd
+    if [ $CHECK_RC = 126 ] && go_errno_text 'permission denied' && has_failed_call " create "; then
+        pass pm-run-not-executable
+    else
+        fail pm-run-not-executable "expected status 126 and 'permission denied' from a failed create" "$(details)"
+    fi
+
     mark pm-run-detached
     run_cmd 60 "$PM" run -d --name pm-long $RUNOPTS "$IMG" sh -c "$LONG"
     local id st ran=

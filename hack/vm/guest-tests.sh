@@ -151,6 +151,35 @@ check_io() { # name binary
     timeout 10 "${rt[@]}" delete -f "$name-io" >/dev/null 2>&1
 }
 
+# (a4) Called from a service's cgroup that holds processes (a systemd unit's ExecStart), with
+# no cgroupsPath: the container goes beside the caller (/smoke-svc/<id>), and the caller's own
+# cgroup keeps its empty subtree_control (issue 19 item 0; runc's fs2 rule).
+check_service_caller() { # name binary
+    local name=$1 bin=$2 id=$1-svc svc=/sys/fs/cgroup/smoke-svc/$1.service spid pid cg why=""
+    local rt=("$bin" --root "/run/smoke-$name")
+    write_config "/tmp/$id" "" "$RES_MEM_PIDS" '["/bin/sleep", "600"]'
+    mkdir -p "$svc"
+    sh -c 'echo $$ > "$0/cgroup.procs" && exec sleep 600' "$svc" & spid=$!
+    for _ in $(seq 50); do grep -qx "$spid" "$svc/cgroup.procs" && break; sleep 0.1; done
+    timeout "$tmo" sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$svc" "${rt[@]}" \
+        create --bundle "/tmp/$id" "$id" </dev/null >"/tmp/$id.log" 2>&1 || why="create failed: $(cat "/tmp/$id.log")"
+    if [ -z "$why" ]; then
+        pid=$(timeout 30 "${rt[@]}" state "$id" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+        cg=$(cat "/proc/$pid/cgroup" 2>&1)
+        [ "$cg" = "0::/smoke-svc/$id" ] || why="container in '$cg', expected 0::/smoke-svc/$id"
+        [ "$(cat /sys/fs/cgroup/smoke-svc/$id/memory.max 2>&1)" = $MEM ] || why="$why memory.max not set"
+    fi
+    [ -z "$(cat "$svc/cgroup.subtree_control")" ] || why="$why the caller's subtree_control was written: $(cat "$svc/cgroup.subtree_control")"
+    timeout 30 "${rt[@]}" delete -f "$id" >/dev/null 2>&1
+    kill "$spid"; wait "$spid" 2>/dev/null
+    if [ -z "$why" ]; then
+        result PASS "$name create from a service cgroup with processes: container beside it in /smoke-svc/$id"
+    else
+        result FAIL "$name create from a service cgroup with processes" "$why"
+    fi
+    rmdir "/sys/fs/cgroup/smoke-svc/$id" "$svc" /sys/fs/cgroup/smoke-svc 2>/dev/null
+}
+
 # (b) cargo test binaries: VM_CARGO_TESTS="BIN [ARGS...]; BIN [ARGS...]". BIN: a path, or a name
 # under target/release/deps (exact, else the newest executable BIN-<hash>).
 find_testbin() {
@@ -187,6 +216,12 @@ check_cargo() { # spec
 }
 
 echo "== guest: kernel $(uname -r), up $(cut -d' ' -f1 /proc/uptime) s"
+# A kernel whose active LSM is SELinux (apparmor=0, see run-tests.sh) registers selinuxfs:
+# mount it where systemd would, so the runtimes see "SELinux enabled, no policy loaded".
+if grep -q selinuxfs /proc/filesystems && ! grep -q ' /sys/fs/selinux ' /proc/mounts; then
+    mount -t selinuxfs selinuxfs /sys/fs/selinux 2>/dev/null || true
+fi
+echo "== LSM: $(cat /sys/kernel/security/lsm 2>/dev/null || echo '?'); selinuxfs: $(grep -c ' /sys/fs/selinux ' /proc/mounts) mount(s)"
 check_host
 for rt in "runc:$RUNC" "berth:$BERTH"; do
     [ "${VM_SMOKE:-1}" = 0 ] && break
@@ -198,6 +233,7 @@ for rt in "runc:$RUNC" "berth:$BERTH"; do
     check_run "$name" "$bin"
     check_lifecycle "$name" "$bin"
     check_io "$name" "$bin"
+    check_service_caller "$name" "$bin"
 done
 if [ -n "${VM_CARGO_TESTS:-}" ]; then
     echo "== cargo tests (BERTH_CGROUP_MODE=v2)"

@@ -3,7 +3,8 @@
 # Boots one guest (hack/vm/run.sh) and runs hack/vm/guest-tests.sh in it:
 #  (a) runc and berth each: `run` with memory.max/pids.max seen inside the container,
 #      create/start/state/kill/delete with the limits checked in the container's cgroup,
-#      io.max on the VM's extra disk from blockIO;
+#      io.max on the VM's extra disk from blockIO, create from a service's cgroup that holds
+#      processes (the container goes beside it);
 #  (b) with VM_CARGO_TESTS="BIN [ARGS...][; BIN [ARGS...]...]": each test binary (a path, or a name
 #      under target/release/deps — the newest BIN-<hash>) run with BERTH_CGROUP_MODE=v2, e.g.
 #      VM_CARGO_TESTS="cgroups v2::" make vm-test
@@ -25,6 +26,11 @@ runc=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
 bash "$here/setup.sh" || { echo "FAIL vm setup"; exit 1; }
 
 start=${EPOCHREALTIME/./}
+# apparmor=0: Debian's kernel then makes SELinux its major LSM, enabled but without a policy,
+# as in a Debian 12 guest booted with apparmor=0 (the systemd guest, docker without
+# apparmor_parser); guest-tests.sh mounts selinuxfs as systemd does. Runtimes must treat that as
+# "no SELinux" (libselinux, runc). VM_APPEND replaces it.
+export VM_APPEND=${VM_APPEND-apparmor=0}
 REPO=$repo ROOTFS=$rootfs RUNC=$runc BERTH=$berth \
     bash "$here/run.sh" --disk 64 --mem "${VM_MEM:-1024}" --timeout "${VM_TIMEOUT:-900}" \
     -- bash "$here/guest-tests.sh"

@@ -274,6 +274,13 @@ pub fn create_v2(dir: &Path) -> Result<()> {
 }
 
 pub fn enable_controllers(dir: &Path) {
+    // Never in a cgroup that holds processes (the caller's own, on the cgroup2 part of a hybrid
+    // host): the domain controllers would be refused (EBUSY) and the threaded ones would make
+    // it a thread root. The root cgroup (no cgroup.type) is exempt. Pure v2 refuses such a
+    // parent before this point (Manager::create).
+    if dir.join("cgroup.type").exists() && !read_procs(dir).unwrap_or_default().is_empty() {
+        return;
+    }
     let avail = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
     let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
     let want: Vec<String> = avail

@@ -1,9 +1,14 @@
 //! Control groups: one `Manager` for cgroup v1, pure v2 and hybrid hosts.
 //!
-//! Where a container's cgroup is (runc's cgroupfs rules): `linux.cgroupsPath` absolute is taken
-//! from the root of each hierarchy; relative is taken from berth's own cgroup; absent means
-//! `<berth's own cgroup>/<id>`. The manager's state is kept in state.json so every later command
-//! drives the same directories.
+//! Where a container's cgroup is (runc's cgroupfs rules, libcontainer/cgroups/fs and fs2):
+//! `linux.cgroupsPath` absolute is taken from the root of each hierarchy. Relative (and absent,
+//! which means the container's id) is taken from berth's own cgroup on v1 hierarchies and on
+//! the cgroup2 part of a hybrid host, but on a pure cgroup v2 host from the *parent* of berth's
+//! own cgroup: berth's own cgroup holds processes (berth, and whatever service called it), and
+//! cgroup v2 lets no cgroup with processes enable controllers for children. So a berth called
+//! from `/system.slice/foo.service` puts container `c1` at `/system.slice/c1`, as runc does, and
+//! berth never writes the caller's own cgroup (see `create`). The manager's state is kept in
+//! state.json so every later command drives the same directories.
 
 pub mod bpf;
 pub mod dbus;
@@ -73,11 +78,13 @@ impl Manager {
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager> {
         let mode = host_mode();
         let own = fs::own_cgroups()?;
-        let rel = |own_path: &str| -> String {
+        // An empty cgroupsPath is no cgroupsPath (runc: the container's id, relative).
+        let cgroups_path = cgroups_path.filter(|p| !p.as_os_str().is_empty());
+        let rel = |base: &str| -> String {
             match cgroups_path {
                 Some(p) if p.is_absolute() => p.to_string_lossy().into_owned(),
-                Some(p) => join_cg(own_path, &p.to_string_lossy()),
-                None => join_cg(own_path, id),
+                Some(p) => join_cg(base, &p.to_string_lossy()),
+                None => join_cg(base, id),
             }
         };
         let mounts = fs::cgroup_mounts()?;
@@ -97,7 +104,14 @@ impl Manager {
                 };
                 if keep && st.v2.is_none() {
                     let own_path = own.get("").cloned().unwrap_or_else(|| "/".into());
-                    let p = rel(&own_path);
+                    // Pure v2: beside the caller, never inside its cgroup (runc's fs2
+                    // defaultDirPath). Hybrid: the unified part follows the v1 rule (runc
+                    // joins it like a v1 hierarchy).
+                    let base = match mode {
+                        Mode::V2 => parent_cg(&own_path),
+                        _ => own_path,
+                    };
+                    let p = rel(&base);
                     st.v2 = Some(m.dir_for(&p)?);
                     st.path = p;
                 }
@@ -148,9 +162,46 @@ impl Manager {
             fs::create_v1(d, key.split(',').any(|c| c == "cpuset"))?;
         }
         if let Some(d) = &self.st.v2 {
+            if self.st.mode == Mode::V2 {
+                self.check_v2_parent(d)?;
+            }
             fs::create_v2(d)?;
         }
         Ok(())
+    }
+
+    /// Pure cgroup v2: the cgroup whose `cgroup.subtree_control` berth would write first (the
+    /// deepest existing ancestor of the container's cgroup) must hold no processes, unless it
+    /// is the root. Writing it anyway fails for the domain controllers (EBUSY) and, worse,
+    /// succeeds for the threaded ones (cpu, pids, cpuset), which turns the cgroup into a
+    /// thread root: the container's process then cannot be moved in (EOPNOTSUPP), and the
+    /// caller's cgroup (berth's own, or a service's) has been changed. Checked before anything
+    /// is created.
+    fn check_v2_parent(&self, dir: &Path) -> Result<()> {
+        let Some(parent) = dir.ancestors().skip(1).find(|a| a.exists()) else {
+            return Ok(());
+        };
+        if !parent.join("cgroup.type").exists() {
+            return Ok(()); // the root cgroup: exempt from the no-internal-processes rule
+        }
+        let procs = fs::read_procs(parent).unwrap_or_default();
+        if procs.is_empty() {
+            return Ok(());
+        }
+        let mine = procs.contains(&(std::process::id() as i32));
+        bail!(
+            "linux.cgroupsPath: cannot create the container's cgroup {}: its parent {} holds processes{}              (pids {}), and cgroup v2 enables no controllers for the children of a cgroup with processes              (the no-internal-processes rule); use a cgroupsPath whose parent holds no processes              (without one, or with a relative one, berth places the container beside its own cgroup)",
+            dir.display(),
+            parent.display(),
+            if mine { " (berth's own cgroup)" } else { "" },
+            procs
+                .iter()
+                .take(5)
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+                + if procs.len() > 5 { " ..." } else { "" }
+        );
     }
 
     /// Apply `linux.resources` at create: every resource, and the device rules (always: with no
@@ -404,8 +455,32 @@ impl Placement {
     }
 }
 
+/// The parent of a cgroup path ("/a/b" → "/a", "/a" → "/", "/" → "/").
+fn parent_cg(p: &str) -> String {
+    match p.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => "/".into(),
+        Some((head, _)) => head.into(),
+    }
+}
+
 /// Join two cgroup paths ("/a" + "b/c" → "/a/b/c").
 fn join_cg(base: &str, rel: &str) -> String {
     let base = base.trim_end_matches('/');
     format!("{base}/{}", rel.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cgroup_paths() {
+        assert_eq!(
+            super::parent_cg("/system.slice/foo.service"),
+            "/system.slice"
+        );
+        assert_eq!(super::parent_cg("/a"), "/");
+        assert_eq!(super::parent_cg("/"), "/");
+        assert_eq!(super::parent_cg("/a/b/"), "/a");
+        assert_eq!(super::join_cg("/", "c1"), "/c1");
+        assert_eq!(super::join_cg("/system.slice", "c1"), "/system.slice/c1");
+    }
 }

@@ -524,10 +524,24 @@ fn cpu_v1(d: &Path, c: &LinuxCpu) -> Result<()> {
     Ok(())
 }
 
-/// cpu.weight from cpu.shares (runc, crun): [2, 262144] → [1, 10000].
+/// cgroup v2 `cpu.weight` (and the systemd driver's `CPUWeight`) from v1 `cpu.shares`: the
+/// conversion of runc ≥ 1.3.2 and crun ≥ 1.23 (opencontainers/cgroups
+/// ConvertCPUSharesToCgroupV2Value). With l = log2(shares), weight = ⌈10^((l² + 125·l)/612 −
+/// 7/34)⌉: a curve through v1's minimum, default and maximum onto v2's (2 → 1, 1024 → 100,
+/// 262144 → 10000; 22000 → 1204), so docker's default 1024 gets the weight of every
+/// uncontained process. The old linear formula gave 1024 → 39. 0 means unset (→ 0); values
+/// outside [2, 262144] are clamped.
 pub fn shares_to_weight(shares: u64) -> u64 {
-    let s = shares.clamp(2, 262_144);
-    1 + ((s - 2) * 9999) / 262_142
+    match shares {
+        0 => 0,
+        1..=2 => 1,
+        262_144.. => 10_000,
+        s => {
+            let l = (s as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            10f64.powf(exponent).ceil() as u64
+        }
+    }
 }
 
 fn cpu_v2(d: &Path, c: &LinuxCpu) -> Result<()> {
@@ -720,9 +734,30 @@ mod tests {
 
     #[test]
     fn conversions() {
-        assert_eq!(shares_to_weight(1024), 39);
-        assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(262_144), 10000);
+        // runc ≥ 1.3.2's values.
+        for (shares, weight) in [
+            (0, 0),
+            (1, 1),
+            (2, 1),
+            (3, 2),
+            (256, 35),
+            (512, 59),
+            (1024, 100),
+            (2048, 174),
+            (22000, 1204),
+            (262_143, 10000),
+            (262_144, 10000),
+            (1 << 20, 10000),
+        ] {
+            assert_eq!(shares_to_weight(shares), weight, "shares {shares}");
+        }
+        // Monotonic over the whole range, within [1, 10000].
+        let mut last = 1;
+        for s in 2..=262_144 {
+            let w = shares_to_weight(s);
+            assert!(w >= last && w <= 10000, "shares {s}: {w} after {last}");
+            last = w;
+        }
         assert_eq!(blkio_weight_to_io(10), 1);
         assert_eq!(blkio_weight_to_io(1000), 10000);
         assert_eq!(blkio_weight_to_io(500), 4950);

@@ -620,22 +620,25 @@ fn apparmor() -> Check {
 }
 
 fn selinux() -> Check {
-    if crate::security::labels::selinux_enabled() {
-        let mode = match read("/sys/fs/selinux/enforce").as_deref() {
-            Some("1") => "enforcing",
-            _ => "permissive",
-        };
-        item(
-            "selinux",
-            Status::Ok,
-            format!("enabled ({mode}): process.selinuxLabel and linux.mountLabel are applied"),
-        )
-    } else {
-        item(
+    match crate::security::labels::selinux_state() {
+        Ok(()) => {
+            let mode = match read("/sys/fs/selinux/enforce").as_deref() {
+                Some("1") => "enforcing",
+                _ => "permissive",
+            };
+            item(
+                "selinux",
+                Status::Ok,
+                format!("enabled ({mode}): process.selinuxLabel and linux.mountLabel are applied"),
+            )
+        }
+        Err(why) => item(
             "selinux",
             Status::Missing,
-            "not enabled: configs that ask for process.selinuxLabel or linux.mountLabel are refused",
-        )
+            format!(
+                "not usable ({why}): configs that ask for process.selinuxLabel or linux.mountLabel are refused"
+            ),
+        ),
     }
 }
 

@@ -10,12 +10,19 @@ pub struct CreateFlags {
     /// The bundle directory (holding config.json)
     #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
+    /// The container's spec, instead of config.json in the bundle (relative: to the bundle)
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Write the container process's pid to this file
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
     /// Unix socket that receives the pty master when process.terminal is true
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the container's process (SCM_RIGHTS, as the
+    /// console master is sent; runc 1.3+)
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Pass this many extra descriptors (from 3 up) to the container process
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
@@ -40,6 +47,7 @@ pub fn options(g: &Global, id: &str, f: &CreateFlags, relay: bool) -> spawn::Opt
         id: id.to_string(),
         pid_file: f.pid_file.clone(),
         console_socket: f.console_socket.clone(),
+        pidfd_socket: f.pidfd_socket.clone(),
         console_relay: relay,
         preserve_fds: f.preserve_fds,
         no_pivot: f.no_pivot,
@@ -51,7 +59,7 @@ pub fn options(g: &Global, id: &str, f: &CreateFlags, relay: bool) -> spawn::Opt
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     crate::container::validate_id(&a.id)?;
-    let bundle = crate::config::load(&a.flags.bundle)?;
+    let bundle = crate::config::load_with(&a.flags.bundle, a.flags.config.as_deref())?;
     spawn::create(&g.root, bundle, &options(g, &a.id, &a.flags, false))?;
     Ok(0)
 }

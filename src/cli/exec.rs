@@ -34,6 +34,10 @@ pub struct Args {
     /// Unix socket that receives the pty master
     #[arg(long = "console-socket", value_name = "PATH")]
     console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the new process (SCM_RIGHTS, as the console master
+    /// is sent; runc 1.3+)
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pidfd_socket: Option<PathBuf>,
     /// Return once the process has started instead of waiting for it
     #[arg(short, long)]
     detach: bool,
@@ -115,6 +119,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         sub_cgroups,
     };
+    let pidfd_sock = match &a.pidfd_socket {
+        Some(p) => Some(crate::tty::connect_socket("--pidfd-socket", p)?),
+        None => None,
+    };
     // Blocked before the fork, so that no signal (nor the process's SIGCHLD) is missed.
     let sfd = if a.detach {
         None
@@ -122,6 +130,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         Some(super::run::forwardable_signals()?)
     };
     let spawned = spawn_exec::exec(&c, &spec, &process, &opts)?;
+    if let Some(sock) = &pidfd_sock
+        && let Err(e) = crate::tty::send_pidfd(sock, spawned.pid, "setns")
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(spawned.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        return Err(e);
+    }
     if let Some(pf) = &a.pid_file {
         let pf = std::path::absolute(pf)?;
         write_atomic(&pf, spawned.pid.to_string().as_bytes(), false)
@@ -262,15 +279,25 @@ fn filter_capabilities(v: &mut Value) {
     let known: HashSet<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
     for (set, list) in sets.iter_mut() {
         if let Some(arr) = list.as_array_mut() {
+            let mut unknown = vec![];
             arr.retain(|n| {
                 let ok = n.as_str().is_some_and(|s| known.contains(s));
                 if !ok {
-                    logger::warn(&format!(
-                        "process.capabilities.{set}: ignoring unknown capability {n}"
-                    ));
+                    unknown.push(n.to_string());
                 }
                 ok
             });
+            if !unknown.is_empty() {
+                logger::warn(&format!(
+                    "process.capabilities.{set}: ignoring unknown {} {}",
+                    if unknown.len() == 1 {
+                        "capability"
+                    } else {
+                        "capabilities"
+                    },
+                    unknown.join(", ")
+                ));
+            }
         }
     }
 }

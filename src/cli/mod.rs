@@ -237,7 +237,78 @@ fn print_version() {
 
 #[cfg(test)]
 mod tests {
-    use super::go_style_args;
+    use super::{Cli, go_style_args};
+    use clap::CommandFactory;
+
+    /// runc 1.5's flags (src/cli/runc-flags.txt, with its provenance): berth accepts every one
+    /// of them, under the same name, short option and aliases, taking a value where runc's
+    /// takes one.
+    #[test]
+    fn accepts_every_runc_flag() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut missing = vec![];
+        let (mut listed, mut checked) = (0, 0);
+        for line in include_str!("runc-flags.txt").lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut w = line.split_whitespace();
+            let (cmd, names, value) = (w.next().unwrap(), w.next(), w.next() == Some("value"));
+            let sub = if cmd == "global" {
+                &cli
+            } else {
+                match cli.find_subcommand(cmd) {
+                    Some(s) => s,
+                    None => {
+                        missing.push(format!("{cmd}: no such command"));
+                        continue;
+                    }
+                }
+            };
+            let Some(names) = names else { continue };
+            listed += 1;
+            let mut names = names.split(',');
+            let long = names.next().unwrap();
+            let shorts: Vec<char> = names
+                .filter(|n| n.len() == 1)
+                .map(|n| n.chars().next().unwrap())
+                .collect();
+            let arg = sub.get_arguments().find(|a| {
+                a.get_long() == Some(long) || a.get_all_aliases().is_some_and(|v| v.contains(&long))
+            });
+            let what = format!("{cmd} --{long}");
+            match arg {
+                None if long == "help" => {} // clap's own
+                None => missing.push(format!("{what}: not accepted")),
+                Some(a) => {
+                    for s in &shorts {
+                        let ok = a.get_short() == Some(*s)
+                            || a.get_all_short_aliases().is_some_and(|v| v.contains(s));
+                        if !ok {
+                            missing.push(format!("{what}: no -{s}"));
+                        }
+                    }
+                    if a.get_action().takes_values() != value {
+                        missing.push(format!(
+                            "{what}: {} a value in berth, {} in runc",
+                            if value { "takes no" } else { "takes" },
+                            if value { "takes one" } else { "takes none" },
+                        ));
+                    }
+                }
+            }
+            checked += 1;
+        }
+        assert!(listed > 100, "only {listed} flags read from runc-flags.txt");
+        assert!(checked > 70, "only {checked} flags checked");
+        assert!(
+            missing.is_empty(),
+            "runc flags berth lacks:\n{}",
+            missing.join("\n")
+        );
+    }
 
     fn run(a: &[&str]) -> Vec<String> {
         go_style_args(a.iter().map(|s| s.into()).collect())

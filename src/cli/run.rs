@@ -23,11 +23,25 @@ pub struct Args {
     /// Keep the container's state after it exits (do not delete it)
     #[arg(long)]
     keep: bool,
+    /// Do not make berth a child subreaper: processes orphaned in the container go to the
+    /// host's init (or the nearest subreaper) instead of to berth. (When the container's
+    /// process is not berth's own child — a joined pid namespace or a time namespace needs a
+    /// second fork — berth stays the subreaper until it exits, or it could not learn the exit
+    /// status.)
+    #[arg(long = "no-subreaper")]
+    no_subreaper: bool,
+}
+
+/// The parent pid of `pid` (from /proc/<pid>/stat).
+fn ppid(pid: i32) -> Option<i32> {
+    let s =
+        crate::sys::read_small_string(std::path::Path::new(&format!("/proc/{pid}/stat"))).ok()?;
+    s[s.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
 }
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     crate::container::validate_id(&a.id)?;
-    let bundle = crate::config::load(&a.flags.bundle)?;
+    let bundle = crate::config::load_with(&a.flags.bundle, a.flags.config.as_deref())?;
     let terminal = bundle
         .spec
         .process()
@@ -47,6 +61,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let mut opts = options(g, &a.id, &a.flags, relay);
     opts.start_by_socket = true;
     let mut created = spawn::create(&g.root, bundle, &opts)?;
+    if a.no_subreaper
+        && !a.detach
+        && ppid(created.container.state.pid) == Some(std::process::id() as i32)
+    {
+        // The container's process is our own child: we can wait for it without being the
+        // subreaper, as runc --no-subreaper does.
+        nix::sys::prctl::set_child_subreaper(false)
+            .map_err(|e| anyhow!("prctl(SUBREAPER): {e}"))?;
+    }
     if a.detach {
         if let Err(e) = created.start(hooks.as_ref()) {
             let _ = lifecycle::destroy_known(&created.container, hooks.as_ref());

@@ -29,15 +29,23 @@ pub struct Args {
     /// Memory soft limit
     #[arg(long = "memory-reservation", allow_negative_numbers = true)]
     memory_reservation: Option<String>,
-    /// Kernel memory limit (deprecated, ignored)
-    #[arg(long = "kernel-memory", hide = true)]
+    /// Kernel memory limit: obsolete, accepted and ignored with a warning (kernels since 5.16
+    /// have no kernel memory limits; runc hides and ignores it too)
+    #[arg(long = "kernel-memory", allow_negative_numbers = true)]
     kernel_memory: Option<String>,
     /// Kernel TCP buffer memory limit
     #[arg(long = "kernel-memory-tcp", allow_negative_numbers = true)]
     kernel_memory_tcp: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(long = "cpu-shares")]
+    /// CPU shares (relative weight vs. other containers; cgroup v2: converted to cpu.weight)
+    #[arg(
+        long = "cpu-share",
+        visible_alias = "cpu-shares",
+        value_name = "SHARES"
+    )]
     cpu_shares: Option<u64>,
+    /// cpu.idle: 1 makes the container's cgroup SCHED_IDLE, 0 the default behaviour
+    #[arg(long = "cpu-idle", value_name = "0|1")]
+    cpu_idle: Option<i64>,
     /// CFS quota in microseconds (-1 unlimited)
     #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     cpu_quota: Option<i64>,
@@ -65,6 +73,32 @@ pub struct Args {
     /// Block IO weight (10-1000)
     #[arg(long = "blkio-weight")]
     blkio_weight: Option<u16>,
+    /// Intel RDT/CAT L3 cache schema (needs resctrl and a container created with
+    /// linux.intelRdt, which berth does not support yet: a clear error)
+    #[arg(long = "l3-cache-schema", value_name = "SCHEMA")]
+    l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema (as --l3-cache-schema)
+    #[arg(long = "mem-bw-schema", value_name = "SCHEMA")]
+    mem_bw_schema: Option<String>,
+}
+
+/// `--l3-cache-schema` / `--mem-bw-schema`: runc changes the container's resctrl group; berth
+/// makes none (linux.intelRdt is refused at create), so this is always an error, which says
+/// whether the host could do it at all.
+fn intel_rdt_update(flag: &str) -> Result<()> {
+    const RDTGROUP_SUPER_MAGIC: i64 = 0x7655821;
+    let mounted = nix::sys::statfs::statfs("/sys/fs/resctrl")
+        .is_ok_and(|s| s.filesystem_type().0 == RDTGROUP_SUPER_MAGIC);
+    if !mounted {
+        bail!(
+            "--{flag}: Intel RDT is not available on this host: no resctrl filesystem at /sys/fs/resctrl \
+             (needs a CPU with RDT and `mount -t resctrl resctrl /sys/fs/resctrl`)"
+        );
+    }
+    bail!(
+        "--{flag}: the container was created without linux.intelRdt (berth does not support Intel \
+         RDT yet): there is no resctrl group to update"
+    )
 }
 
 /// "64m" → 67108864 (binary suffixes, as docker's RAMInBytes); "-1" stays -1.
@@ -130,6 +164,14 @@ fn merge(base: &mut Map<String, Value>, delta: &Map<String, Value>) {
 }
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
+    for (flag, v) in [
+        ("l3-cache-schema", &a.l3_cache_schema),
+        ("mem-bw-schema", &a.mem_bw_schema),
+    ] {
+        if v.as_ref().is_some_and(|v| !v.is_empty()) {
+            intel_rdt_update(flag)?;
+        }
+    }
     let (c, _lock) = Container::lock(&g.root, &a.id)?;
     match c.status() {
         Status::Stopped => bail!("container {:?} is not running", a.id),
@@ -166,15 +208,20 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         ("memory", &a.memory, "limit"),
         ("memory-swap", &a.memory_swap, "swap"),
         ("memory-reservation", &a.memory_reservation, "reservation"),
-        ("kernel-memory", &a.kernel_memory, "kernel"),
         ("kernel-memory-tcp", &a.kernel_memory_tcp, "kernelTCP"),
     ];
+    if let Some(v) = &a.kernel_memory {
+        bytes("kernel-memory", v)?;
+        crate::logger::warn(
+            "--kernel-memory: kernel memory limits are obsolete (kernels since 5.16 have none; runc ignores them too): ignored",
+        );
+    }
     for (flag, v, key) in mem {
         if let Some(v) = v {
             set(&mut delta, &["memory", key], json!(bytes(flag, v)?));
         }
     }
-    let cpu: [(&str, Option<Value>); 8] = [
+    let cpu: [(&str, Option<Value>); 9] = [
         ("shares", a.cpu_shares.map(|v| json!(v))),
         ("quota", a.cpu_quota.map(|v| json!(v))),
         ("period", a.cpu_period.map(|v| json!(v))),
@@ -183,6 +230,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         ("realtimeRuntime", a.cpu_rt_runtime.map(|v| json!(v))),
         ("cpus", a.cpuset_cpus.clone().map(|v| json!(v))),
         ("mems", a.cpuset_mems.clone().map(|v| json!(v))),
+        ("idle", a.cpu_idle.map(|v| json!(v))),
     ];
     for (key, v) in cpu {
         if let Some(v) = v {

@@ -91,14 +91,21 @@ pub fn apply(s: &Sets) -> Result<()> {
         anyhow!("process.capabilities.permitted: {e} (effective must be a subset of permitted)")
     })?;
     caps::clear(None, CapSet::Ambient).map_err(|e| anyhow!("process.capabilities.ambient: {e}"))?;
+    // As runc: an ambient capability that cannot be raised (not also permitted and
+    // inheritable) is a warning, not a failure; one warning for all of them.
+    let mut not_raised = vec![];
     for c in &s.ambient {
-        // As runc: an ambient capability that cannot be raised (not also permitted and
-        // inheritable) is a warning, not a failure.
         if let Err(e) = caps::raise(None, CapSet::Ambient, *c) {
-            crate::logger::warn(&format!(
-                "process.capabilities.ambient: {c} not raised (it must also be permitted and inheritable): {e}"
-            ));
+            not_raised.push((c.to_string(), e.to_string()));
         }
+    }
+    if !not_raised.is_empty() {
+        let names: Vec<&str> = not_raised.iter().map(|(c, _)| c.as_str()).collect();
+        crate::logger::warn(&format!(
+            "process.capabilities.ambient: {} not raised (an ambient capability must also be permitted and inheritable): {}",
+            names.join(", "),
+            not_raised[0].1
+        ));
     }
     Ok(())
 }

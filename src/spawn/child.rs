@@ -311,7 +311,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     {
         let st = hook_state(ctx, host_pid, Status::Created);
         if let Err(e) = crate::hooks::run_all("startContainer", h.start_container().as_ref(), &st) {
-            eprintln!("berth: {e:#}");
+            crate::logger::error(&format!("{e:#}"));
             // SAFETY: see run().
             unsafe { libc::_exit(1) }
         }
@@ -644,7 +644,7 @@ fn exec(ctx: &Ctx, exe: &CString, envp: &[CString]) -> ! {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let _ = crate::sys::cloexec_from(3 + ctx.plan.preserve_fds);
     let err = super::trampoline::execve(ctx.plan.trampoline.as_ref(), exe, &ctx.plan.args, envp);
-    eprintln!("berth: exec {}: {err}", exe.to_string_lossy());
+    crate::logger::error(&format!("exec {}: {err}", exe.to_string_lossy()));
     // SAFETY: see run().
     unsafe { libc::_exit(127) }
 }

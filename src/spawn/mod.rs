@@ -32,6 +32,8 @@ pub struct Options {
     pub id: String,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of the container's process once it exists.
+    pub pidfd_socket: Option<PathBuf>,
     /// `run` with a terminal and no console socket: berth receives the master itself.
     pub console_relay: bool,
     pub preserve_fds: u32,
@@ -283,6 +285,10 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
             None
         }
     };
+    let pidfd_sock = match &opts.pidfd_socket {
+        Some(p) => Some(crate::tty::connect_socket("--pidfd-socket", p)?),
+        None => None,
+    };
     let (relay_parent, relay_child) = crate::tty::relay_pair(opts.console_relay && plan.terminal)?;
     let console_child = console
         .as_ref()
@@ -420,6 +426,9 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         let pf = std::path::absolute(pf)?;
         write_atomic(&pf, container_pid.to_string().as_bytes(), false)
             .with_context(|| "--pid-file".to_string())?;
+    }
+    if let Some(sock) = &pidfd_sock {
+        crate::tty::send_pidfd(sock, container_pid, "standard")?;
     }
     if let Some(i) = intermediate {
         let _ = kill(Pid::from_raw(i), Signal::SIGKILL);

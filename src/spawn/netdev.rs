@@ -258,7 +258,7 @@ fn socket_in(ns: &File) -> Result<Nl> {
     let s = Nl::open();
     if let Err(e) = setns(home.as_fd(), CloneFlags::CLONE_NEWNET) {
         // Carrying on in the wrong namespace would misdirect everything after this.
-        eprintln!("berth: cannot return to its own network namespace: {e}");
+        crate::logger::error(&format!("cannot return to its own network namespace: {e}"));
         // SAFETY: _exit without running anything else.
         unsafe { libc::_exit(1) }
     }

@@ -11,16 +11,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The berth binary under test: the one cargo built for the tests, or `BERTH_BIN` (e.g.
-/// target/static/berth: CI runs suites against `make static`'s build this way).
+/// target/static/berth: CI runs suites against `make static`'s build this way; or an older
+/// build, to show that a new test fails there). `BERTH_TEST_BIN` is the same.
 pub fn berth_bin() -> &'static str {
     static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| match std::env::var("BERTH_BIN") {
-        Ok(p) if !p.is_empty() => {
-            let p = std::path::absolute(&p).unwrap();
-            assert!(p.is_file(), "BERTH_BIN={} does not exist", p.display());
-            p.to_string_lossy().into_owned()
+    BIN.get_or_init(|| {
+        match std::env::var("BERTH_BIN").or_else(|_| std::env::var("BERTH_TEST_BIN")) {
+            Ok(p) if !p.is_empty() => {
+                let p = std::path::absolute(&p).unwrap();
+                assert!(p.is_file(), "BERTH_BIN={} does not exist", p.display());
+                p.to_string_lossy().into_owned()
+            }
+            _ => env!("CARGO_BIN_EXE_berth").to_string(),
         }
-        _ => env!("CARGO_BIN_EXE_berth").to_string(),
     })
 }
 
