@@ -1043,6 +1043,47 @@ fn hook_scenarios() -> Vec<Scenario> {
             teardown(ctx, &b.id, pid)
         }),
         sc!(
+            "hooks.container-env",
+            "hooks[].env absent: createContainer/startContainer get the process's environment (runc behaviour)",
+            |ctx| {
+                // Hooks without `env` that run in the container's setup see the container
+                // process's environment (runc); the runtime's own environment never leaks.
+                let mut b = ctx.bundle();
+                let dir = b.path("hookenv");
+                fs::create_dir_all(&dir).unwrap();
+                b.add_mount(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind"]}));
+                b.cfg["process"]["env"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("HOOKPROC=from-process"));
+                sh(&mut b, "true");
+                let d = dir.display();
+                b.cfg["hooks"] = json!({
+                    "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("env > {d}/createContainer")]}],
+                    "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("env > {d}/startContainer")]}]
+                });
+                let pid = ctx.create_ok(&b)?;
+                ctx.start_ok(&b.id)?;
+                ensure!(
+                    ctx.wait_exit(pid, Duration::from_secs(10)).is_some(),
+                    "container did not exit"
+                );
+                ctx.delete_ok(&b.id)?;
+                for h in ["createContainer", "startContainer"] {
+                    let env = read_file(&dir.join(h));
+                    ensure!(
+                        env.lines().any(|l| l == "HOOKPROC=from-process"),
+                        "{h} hook without env did not get the process's environment: {env:?}"
+                    );
+                    ensure!(
+                        !env.contains(HOST_ENV_CANARY),
+                        "{h}: the runtime's environment leaked into the hook"
+                    );
+                }
+                Ok(())
+            }
+        ),
+        sc!(
             "hooks.timeout",
             "hooks[].timeout; runtime.md: createRuntime hook failure is an error",
             |ctx| {

@@ -165,7 +165,13 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         host_pid = request(&ctx.sync, Msg::RunHooks)?.unwrap_or(0);
         if let Some(h) = spec.hooks() {
             let st = hook_state(ctx, host_pid, Status::Creating);
-            crate::hooks::run_all("createContainer", h.create_container().as_ref(), &st)?;
+            // Without `env`: the process's environment as configured (runc's, see hooks.rs).
+            crate::hooks::run_all_env(
+                "createContainer",
+                h.create_container().as_ref(),
+                &st,
+                Some(&plan.env),
+            )?;
         }
     }
 
@@ -295,7 +301,13 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         && h.start_container().as_ref().is_some_and(|v| !v.is_empty())
     {
         let st = hook_state(ctx, host_pid, Status::Created);
-        if let Err(e) = crate::hooks::run_all("startContainer", h.start_container().as_ref(), &st) {
+        // Without `env`: the environment the process gets (with HOME), as runc.
+        if let Err(e) = crate::hooks::run_all_env(
+            "startContainer",
+            h.start_container().as_ref(),
+            &st,
+            Some(&env),
+        ) {
             eprintln!("berth: {e:#}");
             // SAFETY: see run().
             unsafe { libc::_exit(1) }
