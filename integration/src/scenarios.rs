@@ -178,6 +178,50 @@ fn teardown(ctx: &mut Ctx, id: &str, pid: i32) -> Res {
 
 fn config_scenarios() -> Vec<Scenario> {
     vec![
+        sc!(
+            "mounts.proc-sysfs-symlink",
+            "proc/sysfs mount whose destination is a symlink is refused (CVE-2019-19921 family; runc/crun behaviour)",
+            |ctx| {
+                // /proc or /sys in the rootfs replaced by a symlink (to an existing directory,
+                // and dangling): create must fail and leave nothing; nothing gets mounted on
+                // the link's target.
+                for (dir, target) in [
+                    ("proc", "/tmp"),
+                    ("proc", "/gone"),
+                    ("sys", "/tmp"),
+                    ("sys", "/gone"),
+                ] {
+                    let b = ctx.bundle();
+                    let p = b.rootfs().join(dir);
+                    fs::remove_dir(&p).unwrap();
+                    std::os::unix::fs::symlink(target, &p).unwrap();
+                    let o = ctx.create(&b);
+                    if o.ok {
+                        let mi = ctx.rt(&["exec", &b.id, "cat", "/proc/self/mountinfo"]);
+                        crate::fail!(
+                            "/{dir} -> {target}: create succeeded ({})",
+                            mi.stdout
+                                .lines()
+                                .filter(|l| l.contains(" /tmp "))
+                                .collect::<Vec<_>>()
+                                .join(" | ")
+                        );
+                    }
+                    let st = ctx.state(&b.id);
+                    ensure!(
+                        st.is_err() || st.as_ref().unwrap()["status"] == "stopped",
+                        "/{dir} -> {target}: container left after failed create: {:?}",
+                        st.ok()
+                    );
+                    ensure!(
+                        !b.rootfs().join("tmp/self").exists()
+                            && !b.rootfs().join("tmp/kernel").exists(),
+                        "/{dir} -> {target}: something was mounted on the link's target"
+                    );
+                }
+                Ok(())
+            }
+        ),
         sc!("root.path", "root.path", |ctx| {
             // Relative path (to the bundle) and an absolute path elsewhere.
             let o = ctx.probe(&["read=/marker"], |_| {})?;

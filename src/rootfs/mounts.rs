@@ -220,6 +220,9 @@ pub fn mount_entry(root: &Root, m: &Mount, idx: usize, ctx: &Ctx) -> Result<()> 
                 .map_err(|e| what(format!("remounting with {}: {e}", flag_str(&opts))))?;
         }
     } else {
+        if matches!(typ, "proc" | "sysfs") {
+            ordinary_directory(root, dest, typ).map_err(|e| what(format!("{e:#}")))?;
+        }
         let target = root
             .mkdir_all(dest, Kind::Dir)
             .map_err(|e| what(format!("{e:#}")))?;
@@ -303,6 +306,37 @@ pub fn mount_entry(root: &Root, m: &Mount, idx: usize, ctx: &Ctx) -> Result<()> 
         .map_err(|e| what(format!("applying recursive mount options: {e}")))?;
     }
     Ok(())
+}
+
+/// proc and sysfs go on an ordinary directory only (runc and crun refuse the same: the
+/// CVE-2019-19921 family, where a symlink at /proc sends the mount, and with it the runtime's
+/// later writes to /proc, somewhere else). The last component of `dest` may be missing (it is
+/// created) or a directory; a symlink there is refused whether or not its target exists.
+fn ordinary_directory(root: &Root, dest: &Path, typ: &str) -> Result<()> {
+    let Some(fd) = root.open_path(dest)? else {
+        return Ok(());
+    };
+    let st = nix::sys::stat::fstat(fd.as_fd())
+        .map_err(|e| anyhow!("{} in the rootfs: {e}", dest.display()))?;
+    let kind =
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT;
+    if kind == nix::sys::stat::SFlag::S_IFDIR {
+        return Ok(());
+    }
+    if kind == nix::sys::stat::SFlag::S_IFLNK {
+        let to = nix::fcntl::readlinkat(fd.as_fd(), "")
+            .map(|t| format!(" (to {})", t.to_string_lossy()))
+            .unwrap_or_default();
+        bail!(
+            "{} in the rootfs is a symlink{to}: {typ} must be mounted on an ordinary directory \
+             (replace the symlink in the rootfs with a directory)",
+            dest.display()
+        );
+    }
+    bail!(
+        "{} in the rootfs is not a directory: {typ} must be mounted on an ordinary directory",
+        dest.display()
+    )
 }
 
 /// Remount a bind mount with `flags`; inside a user namespace keep the flags the kernel locked
