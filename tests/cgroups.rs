@@ -931,3 +931,117 @@ fn placed_in_every_hierarchy_before_second_fork_cgroupns_and_exec() {
         assert_eq!(path, "/", "{out}");
     }
 }
+
+/// The cgroup of `pid` in the hierarchy whose controller list contains `ctrl` (the cgroup2 line
+/// on a pure v2 host).
+fn cgroup_of(pid: i32, ctrl: &str) -> String {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    cg.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let hit = if v2() {
+                ctrls.is_empty()
+            } else {
+                ctrls.split(',').any(|c| c == ctrl)
+            };
+            hit.then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {ctrl} hierarchy for {pid}: {cg}"))
+}
+
+/// `exec --cgroup` takes runc's forms: `/` is the container's own cgroup, a path is joined
+/// below it (leading `/`, `.` and `..` inside allowed, leaving it is not), `CONTROLLER:PATH`
+/// per v1 controller (several, comma-separated); malformed combinations are refused with the
+/// flag named, and start nothing.
+#[test]
+fn exec_cgroup_forms_as_runc() {
+    let env = Env::new("execcg");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    b.config["root"]["readonly"] = json!(false);
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+    let own = format!("{}/{id}", env.cg_parent);
+    for d in all_cg_dirs(&env, &id) {
+        std::fs::create_dir(d.join("sub")).unwrap();
+        if !v2() && d.join("cpuset.cpus").exists() {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(d.join(f)).unwrap();
+                std::fs::write(d.join("sub").join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let exec = |n: usize, cg: &[&str]| -> (bool, i32, String) {
+        let pf = env.tmp.join(format!("exec{n}.pid"));
+        let mut args = vec!["exec", "--detach", "--pid-file", pf.to_str().unwrap()];
+        for c in cg {
+            args.extend(["--cgroup", c]);
+        }
+        args.extend([id.as_str(), "sleep", "1000"]);
+        // Not env.call: the detached process would hold its output pipes open.
+        let errf = env.tmp.join(format!("exec{n}.err"));
+        let st = env
+            .cmd()
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&errf).unwrap())
+            .status()
+            .unwrap();
+        let (code, err) = (
+            st.code().unwrap_or(-1),
+            std::fs::read_to_string(&errf).unwrap_or_default(),
+        );
+        let pid = std::fs::read_to_string(&pf)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        (code == 0, pid, err)
+    };
+    let mut n = 0;
+    let mut ok = |cg: &[&str]| {
+        n += 1;
+        let (ok, pid, err) = exec(n, cg);
+        assert!(ok && pid > 0, "exec --cgroup {cg:?}: {err}");
+        pid
+    };
+    let p = ok(&["/"]);
+    assert_in_every_hierarchy(p, &own);
+    let p = ok(&["/sub"]);
+    assert_in_every_hierarchy(p, &format!("{own}/sub"));
+    let p = ok(&["sub/../sub/."]);
+    assert_in_every_hierarchy(p, &format!("{own}/sub"));
+    if !v2() {
+        let p = ok(&["memory:sub", "pids,freezer:/"]);
+        assert_eq!(cgroup_of(p, "memory"), format!("{own}/sub"));
+        assert_eq!(cgroup_of(p, "pids"), own);
+        assert_eq!(cgroup_of(p, "freezer"), own);
+        assert_eq!(cgroup_of(p, "devices"), own);
+        let p = ok(&["name=systemd:sub"]);
+        assert_eq!(cgroup_of(p, "name=systemd"), format!("{own}/sub"));
+        assert_eq!(cgroup_of(p, "memory"), own);
+    }
+    let before = env.ok(&["ps", "--format", "json", &id]);
+    let mut bad = |cg: &[&str], want: &str| {
+        n += 1;
+        let (ok, _, err) = exec(n, cg);
+        assert!(!ok, "exec --cgroup {cg:?} succeeded");
+        assert!(
+            err.contains("--cgroup") && err.contains(want),
+            "{cg:?}: {err}"
+        );
+    };
+    bad(&[".."], "leads out of the container's cgroup");
+    bad(&["sub/../.."], "leads out of the container's cgroup");
+    bad(&["sub", "memory:sub"], "must be the only --cgroup");
+    bad(&[":sub"], "empty controller");
+    if v2() {
+        bad(&["memory:sub"], "cgroup v2 only");
+    } else {
+        bad(&["memory:sub", "memory:/"], "more than once");
+        bad(&["nosuchctl:sub"], "no such cgroup v1 controller");
+    }
+    assert_eq!(env.ok(&["ps", "--format", "json", &id]), before);
+    env.ok(&["delete", "--force", &id]);
+}

@@ -2488,6 +2488,38 @@ fn seccomp_scenarios() -> Vec<Scenario> {
 fn lifecycle_scenarios() -> Vec<Scenario> {
     vec![
         sc!(
+            "exec.cgroup",
+            "runc CLI: exec --cgroup / (the container's own cgroup) and, on cgroup v1, CONTROLLER[,CONTROLLER]:PATH",
+            |ctx| {
+                let mut b = ctx.bundle();
+                sh(&mut b, "sleep 100");
+                let pid = ctx.create_ok(&b)?;
+                ctx.start_ok(&b.id)?;
+                let own = read_file(Path::new(&format!("/proc/{pid}/cgroup")));
+                ensure!(!own.is_empty(), "cannot read the init's cgroups");
+                let mut forms: Vec<Vec<&str>> = vec![vec!["/"]];
+                if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+                    forms.push(vec!["memory:/"]);
+                    forms.push(vec!["memory,pids:/", "freezer:/"]);
+                }
+                for f in forms {
+                    let mut args = vec!["exec"];
+                    for c in &f {
+                        args.extend(["--cgroup", c]);
+                    }
+                    args.extend([b.id.as_str(), "cat", "/proc/self/cgroup"]);
+                    let o = ctx.rt(&args);
+                    ensure!(o.ok, "exec --cgroup {f:?}: {}", o.brief());
+                    ensure!(
+                        o.stdout == own,
+                        "exec --cgroup {f:?}: cgroups {:?}, the init's {own:?}",
+                        o.stdout
+                    );
+                }
+                teardown(ctx, &b.id, pid)
+            }
+        ),
+        sc!(
             "state.created",
             "runtime.md state: ociVersion, id, status=created, pid, bundle",
             |ctx| {

@@ -224,54 +224,113 @@ impl Plan {
     }
 }
 
+/// `--cgroup` arguments, by runc's rules: one `PATH` (for every hierarchy; the only form on
+/// cgroup v2), or any number of `CONTROLLER[,CONTROLLER...]:PATH` (cgroup v1), each controller
+/// at most once.
+pub fn parse_cgroup_args(args: &[String]) -> Result<Vec<(Option<String>, String)>> {
+    let mut out: Vec<(Option<String>, String)> = vec![];
+    for a in args {
+        match a.split_once(':') {
+            Some((ctrls, path)) => {
+                for c in ctrls.split(',') {
+                    if c.is_empty() {
+                        bail!(
+                            "--cgroup {a:?}: an empty controller name (the form is \
+                             CONTROLLER[,CONTROLLER...]:PATH)"
+                        );
+                    }
+                    if out.iter().any(|(x, _)| x.as_deref() == Some(c)) {
+                        bail!("--cgroup {a:?}: controller {c} is given more than once");
+                    }
+                    out.push((Some(c.to_string()), path.to_string()));
+                }
+            }
+            None if args.len() == 1 => out.push((None, a.clone())),
+            None => bail!(
+                "--cgroup {a:?}: a PATH without CONTROLLER: must be the only --cgroup (with \
+                 several, give CONTROLLER:PATH each)"
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// `sub` relative to the container's cgroup, joined as runc joins it: `/` (or empty) is the
+/// container's cgroup itself, `/a` and `a` are the same sub-cgroup, and `..` may not lead out.
+fn below(sub: &str) -> Result<PathBuf> {
+    let mut parts: Vec<&str> = vec![];
+    for c in sub.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    bail!(
+                        "--cgroup {sub:?}: leads out of the container's cgroup (give a path below \
+                         it, or / for the container's cgroup itself)"
+                    );
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.iter().collect())
+}
+
+fn join_below(dir: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        dir.to_path_buf()
+    } else {
+        dir.join(rel)
+    }
+}
+
 /// The cgroup directories the new process goes to (v1 hierarchies, cgroup2): the container's,
-/// or with `--cgroup` its existing sub-cgroups.
+/// or with `--cgroup` its existing sub-cgroups (`subs` from `parse_cgroup_args`).
 fn cgroup_targets(
     cg: &CgroupState,
     subs: &[(Option<String>, String)],
 ) -> Result<(Vec<PathBuf>, Option<PathBuf>)> {
-    for (_, s) in subs {
-        let p = Path::new(s);
-        if s.is_empty()
-            || p.components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            bail!("--cgroup {s:?}: must be a relative path below the container's cgroup");
+    let mut rels = Vec::with_capacity(subs.len());
+    for (c, s) in subs {
+        rels.push((c.as_deref(), below(s)?));
+    }
+    let named = |key: &str, c: &str| key.split(',').any(|k| k == c || k == format!("name={c}"));
+    for (c, _) in &rels {
+        if let Some(c) = c {
+            if cg.mode == crate::cgroups::Mode::V2 {
+                bail!(
+                    "--cgroup {c}:...: this host has cgroup v2 only: give one --cgroup PATH, \
+                     without a controller"
+                );
+            }
+            if !cg.v1.keys().any(|k| named(k, c)) {
+                bail!("--cgroup {c}:...: no such cgroup v1 controller on this host");
+            }
         }
     }
-    let all = subs.iter().find(|(c, _)| c.is_none()).map(|(_, s)| s);
+    let all = rels.iter().find(|(c, _)| c.is_none()).map(|(_, r)| r);
     let mut out = vec![];
-    let mut v2 = None;
     for (key, dir) in &cg.v1 {
-        let named = subs.iter().find(|(c, _)| {
-            c.as_deref()
-                .is_some_and(|c| key.split(',').any(|k| k == c || k == format!("name={c}")))
-        });
-        match named.map(|(_, s)| s).or(all) {
-            Some(s) => out.push(dir.join(s)),
-            None => out.push(dir.clone()),
+        let mut pick: Option<&PathBuf> = None;
+        for (c, r) in &rels {
+            if let Some(c) = c
+                && named(key, c)
+            {
+                if pick.is_some_and(|p| p != r) {
+                    bail!("--cgroup: the controllers of hierarchy {key} are given different paths");
+                }
+                pick = Some(r);
+            }
         }
-    }
-    if let Some(d) = &cg.v2 {
-        let named = subs.iter().any(|(c, _)| c.is_some());
-        if named && cg.mode == crate::cgroups::Mode::V2 {
-            bail!("--cgroup: on cgroup v2 give a path without a controller");
-        }
-        v2 = Some(match all {
-            Some(s) => d.join(s),
-            None => d.clone(),
+        out.push(match pick.or(all) {
+            Some(r) => join_below(dir, r),
+            None => dir.clone(),
         });
     }
-    for (c, _) in subs {
-        if let Some(c) = c
-            && !cg.v1.keys().any(|k| {
-                k.split(',')
-                    .any(|x| x == c.as_str() || x == format!("name={c}"))
-            })
-        {
-            bail!("--cgroup {c}:...: no such cgroup controller on this host");
-        }
-    }
+    let v2 = cg.v2.as_ref().map(|d| match all {
+        Some(r) => join_below(d, r),
+        None => d.clone(),
+    });
     Ok((out, v2))
 }
 
