@@ -704,6 +704,11 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// A mount made on the host by other means (unshare --net=FILE): unmounted at cleanup.
+    pub fn register_mount(&mut self, target: &Path) {
+        self.mounts.push(target.to_path_buf());
+    }
+
     /// Undo everything this scenario created.
     pub fn cleanup(&mut self) {
         for id in self.containers.clone().iter().rev() {

@@ -1680,6 +1680,70 @@ fn linux_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.netDevices.joined-netns",
+            "linux.netDevices with a network namespace joined by path (a netns and a veth the scenario makes and removes)",
+            |ctx| {
+                let name = format!("bi{}j", std::process::id() % 100000);
+                let peer = format!("{name}p");
+                let ip = |args: &[&str]| {
+                    std::process::Command::new("ip")
+                        .args(args)
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                };
+                // A persistent network namespace bound on a file of this scenario (the
+                // cleanup unmounts it; with it go the namespace and the moved device).
+                let b0 = ctx.bundle();
+                let nsfile = b0.path("netns");
+                fs::write(&nsfile, "").unwrap();
+                let made = std::process::Command::new("unshare")
+                    .arg(format!("--net={}", nsfile.display()))
+                    .arg("true")
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !made {
+                    skip!("cannot make a persistent network namespace (unshare --net=FILE)");
+                }
+                ctx.register_mount(&nsfile);
+                if !ip(&["link", "add", &name, "type", "veth", "peer", "name", &peer]) {
+                    skip!("cannot create a veth pair on this host");
+                }
+                let res = (|| -> Res {
+                    let o = ctx.probe(&["read=/sys/class/net/ctr0/flags"], |b| {
+                        remove_ns(b, "network");
+                        add_ns(b, json!({"type": "network", "path": nsfile}));
+                        b.cfg["linux"]["netDevices"] = json!({ name.clone(): {"name": "ctr0"} });
+                    })?;
+                    let flags = o.op_str(0).map_err(|e| {
+                        Outcome::Fail(format!("no ctr0 in the container (errno {e})"))
+                    })?;
+                    let v =
+                        i64::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+                    ensure!(v & 1 == 1, "ctr0 is not up: flags {flags:?}");
+                    // It is in the joined namespace, seen from the host, after the container.
+                    let out = std::process::Command::new("nsenter")
+                        .arg(format!("--net={}", nsfile.display()))
+                        .args(["ip", "-o", "link", "show", "ctr0"])
+                        .output()
+                        .map_err(|e| format!("nsenter: {e}"))?;
+                    ensure!(
+                        out.status.success(),
+                        "ctr0 is not in the joined namespace: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    ensure!(
+                        !Path::new("/sys/class/net").join(&name).exists(),
+                        "{name} is still on the host"
+                    );
+                    Ok(())
+                })();
+                ip(&["link", "del", &name]);
+                ip(&["link", "del", &peer]);
+                res
+            }
+        ),
+        sc!(
             "linux.intelRdt.no-resctrl",
             "linux.intelRdt without a resctrl filesystem: create must fail, nothing left",
             |ctx| {
