@@ -1616,6 +1616,94 @@ fn linux_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.rootfsPropagation.values",
+            "linux.rootfsPropagation: each value (shared, slave, private, unbindable, r-prefixed), rootfs on a shared mount",
+            |ctx| {
+                // The rootfs sits on a shared mount of the host, so that slave (a master) and
+                // private (none) differ; / inside must have the propagation asked for, and the
+                // recursive values reach the container's own mounts (/proc) too.
+                let mut bad = vec![];
+                // Each value with the rootfs on a shared mount of its own, and the ones whose
+                // result does not depend on the host's propagation with a plain directory.
+                let on_shared = [
+                    "shared",
+                    "rshared",
+                    "slave",
+                    "rslave",
+                    "private",
+                    "rprivate",
+                    "unbindable",
+                    "runbindable",
+                ];
+                let plain = ["shared", "private", "unbindable", "runbindable"];
+                let runs = on_shared.iter().map(|v| (*v, true));
+                for (v, shared_mount) in runs.chain(plain.iter().map(|v| (*v, false))) {
+                    let mut b = ctx.bundle();
+                    if shared_mount {
+                        let rootfs = b.rootfs();
+                        let r = rootfs.to_string_lossy().into_owned();
+                        ctx.host_mount(&r, &rootfs, "", libc::MS_BIND as u64)?;
+                        ctx.host_mount("none", &rootfs, "", libc::MS_SHARED as u64)?;
+                    }
+                    let v_ = v;
+                    let v = if shared_mount {
+                        v.to_string()
+                    } else {
+                        format!("{v} (plain rootfs dir)")
+                    };
+                    let v = v.as_str();
+                    b.cfg["linux"]["rootfsPropagation"] = json!(v_);
+                    let o = match ctx.run(&b) {
+                        Ok(o) => o,
+                        Err(Outcome::Fail(m)) => {
+                            bad.push(format!("{v}: {}", m.chars().take(150).collect::<String>()));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let (Some(root), Some(proc_)) = (o.mount_at("/"), o.mount_at("/proc")) else {
+                        bad.push(format!("{v}: no / or /proc in mountinfo"));
+                        continue;
+                    };
+                    let has = |m: &crate::harness::MountInfo, t: &str| {
+                        m.optional.iter().any(|x| x.starts_with(t))
+                    };
+                    let kind = v_.trim_start_matches('r');
+                    let ok = match kind {
+                        "shared" => has(&root, "shared:"),
+                        "slave" => has(&root, "master:") && !has(&root, "shared:"),
+                        "private" => root.optional.is_empty(),
+                        _ => has(&root, "unbindable"),
+                    };
+                    if !ok {
+                        bad.push(format!("{v}: / has {:?}", root.optional));
+                    }
+                    if v_.starts_with('r') && matches!(kind, "shared" | "unbindable") {
+                        let t = if kind == "shared" {
+                            "shared:"
+                        } else {
+                            "unbindable"
+                        };
+                        if !has(&proc_, t) {
+                            bad.push(format!("{v}: /proc has {:?}, not {kind}", proc_.optional));
+                        }
+                    }
+                    if matches!(v_, "shared" | "unbindable") {
+                        let t = if v_ == "shared" {
+                            "shared:"
+                        } else {
+                            "unbindable"
+                        };
+                        if has(&proc_, t) {
+                            bad.push(format!("{v} (not recursive): /proc is {v} too"));
+                        }
+                    }
+                }
+                ensure!(bad.is_empty(), "{}", bad.join("; "));
+                Ok(())
+            }
+        ),
+        sc!(
             "linux.memoryPolicy",
             "linux.memoryPolicy (mode, nodes, flags)",
             |ctx| {

@@ -19,21 +19,33 @@ use std::path::Path;
 use resolve::{Root, fd_path};
 
 /// Set the propagation of the whole view and make the rootfs a mount point.
+///
+/// The order matters for `linux.rootfsPropagation`: an unbindable mount cannot be the source of
+/// the rootfs bind, and pivot_root refuses a new root that is shared or whose parent is. So the
+/// setup runs with a propagation that allows both — the one asked for, with unbindable replaced
+/// by slave — and `set_root_propagation` applies the one asked for to `/` after pivot_root.
+/// With a non-recursive value the mount holding the rootfs, if shared, is made a slave (for
+/// slave and unbindable) or private (shared, private) first.
 pub fn prepare_root(rootfs: &Path, propagation: Option<&str>) -> Result<MsFlags> {
     let prop = match propagation {
         None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         Some(p) => mounts::propagation_flag(p)
             .ok_or_else(|| anyhow!("linux.rootfsPropagation: {p:?} is not one of shared, slave, private, unbindable (r-prefixed too)"))?,
     };
-    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+    let setup = if prop.contains(MsFlags::MS_UNBINDABLE) {
+        (prop & MsFlags::MS_REC) | MsFlags::MS_SLAVE
+    } else {
+        prop
+    };
+    mount(None::<&str>, "/", None::<&str>, setup, None::<&str>)
         .map_err(|e| anyhow!("setting mount propagation of /: {e}"))?;
-    // pivot_root refuses a new root whose parent mount is shared. After a recursive slave,
-    // private or unbindable propagation of / (the default: rslave) no mount of this
-    // namespace is shared any more, so there is nothing to look up in mountinfo.
-    let none_shared = prop.contains(MsFlags::MS_REC)
-        && prop.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE);
+    // After a recursive slave or private propagation of / (the default: rslave) no mount of
+    // this namespace is shared any more, so there is nothing to look up in mountinfo.
+    let none_shared = setup.contains(MsFlags::MS_REC)
+        && setup.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE);
     if !none_shared {
-        make_parent_private(rootfs)?;
+        let as_slave = setup.contains(MsFlags::MS_SLAVE);
+        make_parent_unshared(rootfs, as_slave)?;
     }
     mount(
         Some(rootfs),
@@ -51,7 +63,9 @@ pub fn prepare_root(rootfs: &Path, propagation: Option<&str>) -> Result<MsFlags>
     Ok(prop)
 }
 
-fn make_parent_private(rootfs: &Path) -> Result<()> {
+/// The mount holding `rootfs`, if shared, becomes a slave (`as_slave`: it keeps receiving the
+/// host's mounts, as the rootfs bind made from it will) or private.
+fn make_parent_unshared(rootfs: &Path, as_slave: bool) -> Result<()> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut best: Option<(String, bool)> = None;
     for line in info.lines() {
@@ -69,14 +83,17 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
         }
     }
     if let Some((mp, true)) = best {
-        mount(
-            None::<&str>,
-            mp.as_str(),
-            None::<&str>,
-            MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("making {mp} private: {e}"))?;
+        let to = if as_slave {
+            MsFlags::MS_SLAVE
+        } else {
+            MsFlags::MS_PRIVATE
+        };
+        mount(None::<&str>, mp.as_str(), None::<&str>, to, None::<&str>).map_err(|e| {
+            anyhow!(
+                "making {mp} {}: {e}",
+                if as_slave { "a slave" } else { "private" }
+            )
+        })?;
     }
     Ok(())
 }
