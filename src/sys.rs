@@ -135,6 +135,25 @@ pub fn pivot_root(new: &Path, old: &Path) -> nix::Result<()> {
     nix::unistd::pivot_root(new, old)
 }
 
+/// Close a raw descriptor that nothing owns or uses any more.
+pub fn close_fd(fd: RawFd) {
+    // SAFETY: the caller hands over a descriptor no object owns; closing it frees nothing else.
+    unsafe { libc::close(fd) };
+}
+
+/// Close every descriptor from `first` up (the caller must not use, nor drop, any of them
+/// afterwards).
+pub fn close_from(first: u32) {
+    // SAFETY: close_range closes descriptors; the caller owns none of them any more.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    if r != 0 {
+        for fd in first..1024 {
+            // SAFETY: as above, one descriptor at a time where close_range is missing.
+            unsafe { libc::close(fd as RawFd) };
+        }
+    }
+}
+
 /// Set the close-on-exec flag on every descriptor from `first` up.
 pub fn cloexec_from(first: u32) -> nix::Result<()> {
     // SAFETY: close_range only changes descriptor flags.

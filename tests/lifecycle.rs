@@ -279,3 +279,72 @@ fn stopped_container_is_not_confused_with_reused_pid() {
     std::fs::write(&path, serde_json::to_vec(&st).unwrap()).unwrap();
     assert_eq!(env.status(&id), "stopped");
 }
+
+/// `process` is optional for create (config.md) and required by start (runtime.md): create
+/// sets the container up (namespaces, cgroup, mounts, hooks) and reports `created`; start fails
+/// naming `process` and leaves it as it was; delete removes everything; `run` fails the same way
+/// and leaves nothing.
+#[test]
+fn create_without_process_then_start_fails_naming_process() {
+    let env = Env::new("noproc");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["true"]);
+    b.config.as_object_mut().unwrap().remove("process");
+    let marker = env.tmp.join("createRuntime-ran");
+    b.config["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", marker.display())]}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("rm {}", marker.display())]}]
+    });
+    env.create(&id, &b);
+    let st = env.state(&id);
+    assert_eq!(st["status"], "created", "{st}");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert!(alive(pid));
+    // Set up: its own mount and pid namespaces, with the config's mounts (proc at /proc).
+    let ns = |p: &str, n: &str| std::fs::read_link(format!("/proc/{p}/ns/{n}")).unwrap();
+    assert_ne!(ns(&pid.to_string(), "mnt"), ns("self", "mnt"));
+    assert_ne!(ns(&pid.to_string(), "pid"), ns("self", "pid"));
+    let mi = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    assert!(
+        mi.lines()
+            .any(|l| l.contains(" /proc ") && l.contains(" - proc ")),
+        "{mi}"
+    );
+    // The hook got the state, on create.
+    let hs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&marker).unwrap()).unwrap();
+    assert_eq!(hs["id"], id.as_str());
+    assert!(
+        env.cgroup_parent_dirs()
+            .iter()
+            .any(|d| d.join(&id).exists())
+    );
+
+    let (code, _, err) = env.call(&["start", &id]);
+    assert_ne!(code, 0, "start succeeded without process");
+    assert!(err.contains("no process"), "{err}");
+    assert_eq!(env.status(&id), "created");
+    assert!(alive(pid));
+
+    env.ok(&["delete", &id]);
+    for _ in 0..500 {
+        if !alive(pid) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!alive(pid), "the container's process outlived delete");
+    assert!(!env.root.join(&id).exists());
+    assert!(
+        env.cgroup_parent_dirs()
+            .iter()
+            .all(|d| !d.join(&id).exists())
+    );
+    assert!(!marker.exists(), "poststop did not run at delete");
+
+    let id2 = env.id("b");
+    let (code, _, err) = env.run(&id2, &b);
+    assert_ne!(code, 0);
+    assert!(err.contains("no process"), "{err}");
+    assert!(!env.root.join(&id2).exists(), "run left its container");
+}

@@ -2640,6 +2640,52 @@ fn seccomp_scenarios() -> Vec<Scenario> {
 fn lifecycle_scenarios() -> Vec<Scenario> {
     vec![
         sc!(
+            "create.no-process",
+            "config.md: process optional for create, required by start (runtime.md: start errors without it); delete cleans up",
+            |ctx| {
+                let mut b = ctx.bundle();
+                b.cfg.as_object_mut().unwrap().remove("process");
+                let pid = ctx.create_ok(&b)?;
+                let st = ctx.state_ok(&b.id)?;
+                ensure!(
+                    st["status"] == "created",
+                    "status {} after create",
+                    st["status"]
+                );
+                let pidns = fs::read_link(format!("/proc/{pid}/ns/pid"))
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                ensure!(
+                    !pidns.is_empty() && pidns != host_ns("pid"),
+                    "the container's process is not in its own pid namespace"
+                );
+                let o = ctx.rt(&["start", &b.id]);
+                ensure!(!o.ok, "start succeeded without process");
+                ensure!(
+                    o.stderr.contains("process"),
+                    "start's error does not name process: {}",
+                    o.brief()
+                );
+                let st = ctx.state_ok(&b.id)?;
+                ensure!(
+                    st["status"] == "created",
+                    "status {} after the failed start",
+                    st["status"]
+                );
+                let o = ctx.rt(&["delete", "--force", &b.id]);
+                ensure!(o.ok, "delete: {}", o.brief());
+                ensure!(
+                    ctx.wait_exit(pid, Duration::from_secs(10)).is_some(),
+                    "the container's process outlived delete"
+                );
+                ensure!(
+                    ctx.state(&b.id).is_err(),
+                    "the container still exists after delete"
+                );
+                Ok(())
+            }
+        ),
+        sc!(
             "exec.cgroup",
             "runc CLI: exec --cgroup / (the container's own cgroup) and, on cgroup v1, CONTROLLER[,CONTROLLER]:PATH",
             |ctx| {

@@ -235,6 +235,11 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // container's init process (it is used by `berth exec`).
     plan.attrs.apply()?;
 
+    if !plan.has_process {
+        ph.mark("process");
+        return hold_without_process(ctx);
+    }
+
     // ---- the process: cwd, user, capabilities, no_new_privs, seccomp ----
     let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
     if let Some(c) = &plan.caps {
@@ -314,6 +319,25 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         }
     }
     exec(ctx, &exe, &envp)
+}
+
+/// A config without `process` (config.md makes it optional for create): the container is
+/// set up — namespaces, cgroup, mounts, hooks — and this process only holds it, running
+/// nothing, until `delete` kills it. `start` refuses such a container (it needs `process`).
+fn hold_without_process(ctx: &Ctx) -> Result<Never> {
+    crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
+    // The exec fifo loses its only reader before `created` is visible, so that `start` finds
+    // nobody waiting on it.
+    if let Some(f) = ctx.fifo {
+        crate::sys::close_fd(f);
+    }
+    ctx.sync.send(&Msg::Ready)?;
+    // Nothing is exec'd, so close berth's descriptors (the sync socket, the trampoline...)
+    // rather than keep them in the container; none is used or dropped again.
+    crate::sys::close_from(3);
+    loop {
+        nix::unistd::pause();
+    }
 }
 
 /// Send the seccomp notify listener to berth (which passes it on to `listenerPath`) and wait

@@ -44,6 +44,8 @@ pub struct Options {
 
 pub struct Created {
     pub container: Container,
+    /// The config has a `process` (without one the container cannot be started).
+    has_process: bool,
     /// The pty master, when `console_relay` was asked for.
     pub console_master: Option<OwnedFd>,
     /// With `start_by_socket`: the channel the container's process waits on instead of the
@@ -56,6 +58,9 @@ impl Created {
     /// (`hooks`: those of the config this container was created from).
     pub fn start(&mut self, hooks: Option<&oci_spec::runtime::Hooks>) -> Result<()> {
         let id = &self.container.state.id;
+        if !self.has_process {
+            bail!("{}", no_process(id));
+        }
         let ch = self
             .start
             .take()
@@ -65,6 +70,14 @@ impl Created {
         })?;
         crate::container::lifecycle::poststart(&self.container, Some(hooks))
     }
+}
+
+/// Why a container created from a config without `process` cannot be started.
+pub fn no_process(id: &str) -> String {
+    format!(
+        "cannot start container {id:?}: its config.json has no process (start needs process: \
+         the program to run); delete it and create it from a config with one"
+    )
 }
 
 /// Per-phase timings for `--debug`.
@@ -405,6 +418,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     rb.armed = false;
     Ok(Created {
         container: c,
+        has_process: plan.has_process,
         console_master,
         start: opts.start_by_socket.then_some(parent_ch),
     })
