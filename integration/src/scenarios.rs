@@ -1768,6 +1768,86 @@ fn linux_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.namespaces.no-mount",
+            "linux.namespaces without mount: the container shares the runtime's mount namespace; exactly the config's mounts are made there, none removed by delete",
+            |ctx| {
+                // The runtime runs in a private mount namespace held by a helper (never the
+                // host's): its mountinfo before create, after create and after delete.
+                let holder =
+                    ctx.helper(&["unshare", "-m", "--propagation", "private", "sleep", "600"]);
+                let mine = host_ns("mnt");
+                let ns_of = |pid: u32| {
+                    fs::read_link(format!("/proc/{pid}/ns/mnt"))
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
+                let end = std::time::Instant::now() + Duration::from_secs(5);
+                while ns_of(holder) == mine && std::time::Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let holder_ns = ns_of(holder);
+                ensure!(
+                    !holder_ns.is_empty() && holder_ns != mine,
+                    "no private mount namespace"
+                );
+                let mi = || -> Vec<String> {
+                    read_file(Path::new(&format!("/proc/{holder}/mountinfo")))
+                        .lines()
+                        .map(String::from)
+                        .collect()
+                };
+                let mut b = ctx.bundle();
+                remove_ns(&mut b, "mount");
+                sh(&mut b, "test -f /marker && test -d /proc/self");
+                b.write_config();
+                let before = mi();
+                let pids = holder.to_string();
+                let wrap = ["nsenter", "-t", pids.as_str(), "-m", "--"];
+                let dir = b.dir.to_string_lossy().into_owned();
+                let o = ctx.rt_via(&wrap, &["create", "--bundle", &dir, &b.id]);
+                ensure!(o.ok, "create: {}", o.brief());
+                let created = mi();
+                let st = ctx.state_ok(&b.id)?;
+                let pid = st["pid"].as_i64().unwrap_or(0) as i32;
+                ensure!(pid > 0, "no pid: {st}");
+                ensure!(
+                    ns_of(pid as u32) == holder_ns,
+                    "the container is not in the runtime's mount namespace"
+                );
+                for l in &before {
+                    ensure!(created.contains(l), "changed or removed by create: {l}");
+                }
+                let rootfs = fs::canonicalize(b.rootfs()).unwrap();
+                let r = rootfs.to_string_lossy().into_owned();
+                let mut new: Vec<String> = created
+                    .iter()
+                    .filter(|l| !before.contains(l))
+                    .filter_map(|l| l.split(' ').nth(4).map(String::from))
+                    .collect();
+                new.sort();
+                let mut want: Vec<String> = b.cfg["mounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| format!("{r}{}", m["destination"].as_str().unwrap_or("")))
+                    .collect();
+                want.sort();
+                ensure!(
+                    new == want,
+                    "mounts made in the runtime's namespace: {new:?}; config.json lists {want:?}"
+                );
+                ctx.start_ok(&b.id)?;
+                let exit = ctx.wait_exit(pid, Duration::from_secs(10));
+                ensure!(
+                    exit == Some(Exit::Code(0)),
+                    "the process did not see the rootfs as / (exit {exit:?})"
+                );
+                ctx.delete_ok(&b.id)?;
+                ensure!(mi() == created, "delete changed the runtime's mounts");
+                Ok(())
+            }
+        ),
+        sc!(
             "linux.netDevices.joined-netns",
             "linux.netDevices with a network namespace joined by path (a netns and a veth the scenario makes and removes)",
             |ctx| {

@@ -1,7 +1,8 @@
 //! The container's filesystem view (config.md "Root", "Mounts"; config-linux.md "Devices",
 //! "Masked Paths", "Readonly Paths", "Rootfs Mount Propagation"). Runs in the child, in its own
 //! mount namespace, in this order: propagation → rootfs bind → mounts → devices → symlinks →
-//! (hooks) → pivot_root → read-only root, masked and read-only paths.
+//! (hooks) → pivot_root → read-only root, masked and read-only paths. Without a mount namespace
+//! (the container shares berth's) only the mounts and devices are made, then `chroot`.
 
 pub mod devices;
 pub mod idmap;
@@ -166,6 +167,15 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
         .map_err(|e| anyhow!("making the old root a slave: {e}"))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(|e| anyhow!("unmounting the old root: {e}"))?;
     }
+    nix::unistd::chdir("/").map_err(|e| anyhow!("chdir to /: {e}"))?;
+    Ok(())
+}
+
+/// Enter the rootfs with chroot: a container without a mount namespace, which shares the
+/// runtime's (pivot_root would change the runtime's own root).
+pub fn chroot(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).map_err(|e| anyhow!("chdir to rootfs: {e}"))?;
+    nix::unistd::chroot(".").map_err(|e| anyhow!("chroot into the rootfs: {e}"))?;
     nix::unistd::chdir("/").map_err(|e| anyhow!("chdir to /: {e}"))?;
     Ok(())
 }

@@ -138,10 +138,14 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // ---- rootfs ----
     let rootfs = &ctx.bundle.rootfs;
     let linux = spec.linux().as_ref();
-    let prop = rootfs::prepare_root(
-        rootfs,
-        linux.and_then(|l| l.rootfs_propagation().as_deref()),
-    )?;
+    // Without a mount namespace nothing but the config's mounts is made (see plan.rs).
+    let prop = match plan.mount_ns {
+        true => Some(rootfs::prepare_root(
+            rootfs,
+            linux.and_then(|l| l.rootfs_propagation().as_deref()),
+        )?),
+        false => None,
+    };
     let root = Root::open(rootfs)?;
     let mount_label = linux.and_then(|l| l.mount_label().as_deref());
     let mctx = mounts::Ctx {
@@ -176,8 +180,13 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     }
 
     // ---- pivot_root and what is done from inside ----
-    rootfs::pivot(rootfs, ctx.opts.no_pivot)?;
-    rootfs::set_root_propagation(prop)?;
+    match prop {
+        Some(prop) => {
+            rootfs::pivot(rootfs, ctx.opts.no_pivot)?;
+            rootfs::set_root_propagation(prop)?;
+        }
+        None => rootfs::chroot(rootfs)?,
+    }
     // sysctls before readonlyPaths: /proc/sys is usually among them.
     if let Some(l) = linux {
         set_sysctls(l.sysctl().as_ref())?;

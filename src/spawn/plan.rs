@@ -59,6 +59,9 @@ pub struct Plan {
     pub unshare_flags: libc::c_int,
     pub new_userns: bool,
     pub in_userns: bool,
+    /// A mount namespace (new or joined). Without one the container shares berth's: its mounts
+    /// are made there, exactly those config.json lists, and the rootfs is entered with chroot.
+    pub mount_ns: bool,
     pub cgroup_ns: bool,
     /// A new pid namespace made by unshare + fork in the child, or a joined pid namespace, or
     /// a time namespace: the container process is the child's child.
@@ -108,6 +111,54 @@ fn intel_rdt_unsupported() -> Result<()> {
         "linux.intelRdt: this host has no resctrl filesystem at /sys/fs/resctrl (needs Intel RDT \
          or AMD PQoS and `mount -t resctrl resctrl /sys/fs/resctrl`); remove linux.intelRdt"
     )
+}
+
+/// Without a mount namespace the container shares the runtime's (runtime-spec: a namespace
+/// type not listed is inherited). The mounts config.json lists are made there, and nothing
+/// else: berth does not bind the rootfs onto itself nor change any propagation, and enters the
+/// rootfs with chroot. What would need more is refused: masked and read-only paths (as runc:
+/// "unable to restrict sys entries without a private MNT namespace"), a read-only root (a
+/// read-only bind of the rootfs; runc silently ignores it) and rootfsPropagation (it would
+/// change the runtime's own mounts).
+fn no_mount_namespace(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let hint = "without a mount namespace the container shares berth's; add {\"type\": \"mount\"} \
+                to linux.namespaces";
+    let linux = spec.linux().as_ref();
+    for (field, list) in [
+        ("maskedPaths", linux.and_then(|l| l.masked_paths().as_ref())),
+        (
+            "readonlyPaths",
+            linux.and_then(|l| l.readonly_paths().as_ref()),
+        ),
+    ] {
+        if list.is_some_and(|v| !v.is_empty()) {
+            bail!(
+                "linux.{field}: needs a mount namespace of the container (they would be \
+                 mounted over the runtime's own paths): {hint}, or remove linux.{field}"
+            );
+        }
+    }
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly().unwrap_or(false))
+    {
+        bail!(
+            "root.readonly: needs a mount namespace of the container (a read-only root is a \
+             read-only bind mount of the rootfs, which config.json does not list): {hint}, or set \
+             root.readonly to false"
+        );
+    }
+    if linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .is_some_and(|p| !p.is_empty())
+    {
+        bail!(
+            "linux.rootfsPropagation: needs a mount namespace of the container (it would change \
+             the propagation of the runtime's own mounts): {hint}, or remove it"
+        );
+    }
+    Ok(())
 }
 
 fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
@@ -197,7 +248,7 @@ impl Plan {
             }
         }
         if !mount_ns {
-            bail!("linux.namespaces: berth needs a mount namespace (add {{\"type\": \"mount\"}})");
+            no_mount_namespace(spec)?;
         }
         joins.sort_by_key(|(t, _, _)| match t {
             LinuxNamespaceType::User => 0,
@@ -345,6 +396,7 @@ impl Plan {
             unshare_flags,
             new_userns,
             in_userns,
+            mount_ns,
             cgroup_ns,
             second_fork,
             time_ns,
