@@ -1353,6 +1353,53 @@ fn linux_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.timeOffsets.userns",
+            "linux.timeOffsets with a user namespace (the time namespace then belongs to the container's user namespace)",
+            |ctx| {
+                let (base, o) = ctx.probe_pair(
+                    &["read=/proc/uptime", "read=/proc/self/timens_offsets"],
+                    |b| {
+                        userns_map(b);
+                        add_ns(b, json!({"type": "time"}));
+                        b.cfg["linux"]["timeOffsets"] = json!({
+                            "boottime": {"secs": 1000000, "nanosecs": 0},
+                            "monotonic": {"secs": 5000, "nanosecs": 0}
+                        });
+                    },
+                )?;
+                ensure!(
+                    o.j["ns"]["user"] != host_ns("user").as_str()
+                        && o.j["ns"]["time"] != host_ns("time").as_str(),
+                    "not in its own user and time namespaces"
+                );
+                let offs = o.op_str(1).unwrap_or_default();
+                let norm: Vec<String> = offs
+                    .lines()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .collect();
+                ensure!(
+                    norm.contains(&"boottime 1000000 0".to_string())
+                        && norm.contains(&"monotonic 5000 0".to_string()),
+                    "timens_offsets {offs:?}"
+                );
+                let up = |x: &Obs| -> f64 {
+                    x.op_str(0)
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0.0)
+                };
+                ensure!(
+                    up(&o) - up(&base) > 900000.0,
+                    "boottime offset not applied: uptime {} vs baseline {}",
+                    up(&o),
+                    up(&base)
+                );
+                Ok(())
+            }
+        ),
+        sc!(
             "linux.namespaces.path",
             "linux.namespaces[].path (join existing namespace)",
             |ctx| {

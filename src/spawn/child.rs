@@ -375,9 +375,13 @@ fn second_fork(ctx: &Ctx) -> Result<()> {
     if plan.time_ns {
         unshare(CloneFlags::from_bits_retain(0x80))
             .map_err(|e| anyhow!("linux.namespaces: new time namespace: {e}"))?;
-        for off in &plan.time_offsets {
-            crate::procfs::write("self/timens_offsets", off)
-                .map_err(|e| anyhow!("linux.timeOffsets: writing {off:?}: {e}"))?;
+        // Written by berth, before the fork below puts the first task in the namespace: the
+        // writer needs CAP_SYS_TIME over the user namespace owning the time namespace and
+        // write access to this process's /proc file. In a user namespace this process has the
+        // first but not the second (its credential change made it non-dumpable, so its /proc
+        // files belong to the host's root).
+        if !plan.time_offsets.is_empty() {
+            request(&ctx.sync, Msg::TimeOffsets)?;
         }
     }
     if plan.unshare_pid {

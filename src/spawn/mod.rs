@@ -340,6 +340,13 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 ph.mark("id maps");
                 parent_ch.send(&Msg::Go)?;
             }
+            Msg::TimeOffsets => {
+                for off in &plan.time_offsets {
+                    crate::procfs::write(&format!("{child_pid}/timens_offsets"), off)
+                        .map_err(|e| anyhow!("linux.timeOffsets: writing {off:?}: {e}"))?;
+                }
+                parent_ch.send(&Msg::Go)?;
+            }
             Msg::NetDevices => {
                 netdev::move_all(&plan.net_devices, child_pid)?;
                 ph.mark("net devices");

@@ -17,6 +17,9 @@ pub enum Msg {
     UserNs,
     /// The child is in its final network namespace: move `linux.netDevices` into it, then Go.
     NetDevices,
+    /// The child made the container's time namespace (nothing is in it yet): write
+    /// `linux.timeOffsets` to its /proc/<pid>/timens_offsets, then Go.
+    TimeOffsets,
     /// The intermediate process forked the container process (host pid).
     Pid(i32),
     /// The rootfs is mounted: run prestart and createRuntime hooks now.
