@@ -198,3 +198,53 @@ pub fn join_session_keyring(name: &str) -> nix::Result<()> {
 pub fn set_pdeathsig(sig: Option<nix::sys::signal::Signal>) -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(sig)
 }
+
+/// An execve(2) whose path and NULL-terminated argument and environment arrays are built
+/// beforehand (`new`), so that `exec` itself allocates nothing and makes no system call but
+/// execve: it can run after a seccomp filter is loaded, with nothing else for the filter to
+/// deny.
+pub struct PreparedExec {
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl PreparedExec {
+    pub fn new(path: CString, args: Vec<CString>, env: Vec<CString>) -> PreparedExec {
+        let mut p = PreparedExec {
+            path,
+            args,
+            env,
+            argv: vec![],
+            envp: vec![],
+        };
+        // The CStrings' heap buffers do not move when the struct does.
+        p.argv = p.args.iter().map(|a| a.as_ptr()).collect();
+        p.argv.push(std::ptr::null());
+        p.envp = p.env.iter().map(|e| e.as_ptr()).collect();
+        p.envp.push(std::ptr::null());
+        p
+    }
+
+    pub fn path(&self) -> &CString {
+        &self.path
+    }
+
+    pub fn args(&self) -> &[CString] {
+        &self.args
+    }
+
+    pub fn env(&self) -> &[CString] {
+        &self.env
+    }
+
+    /// Returns only if execve failed.
+    pub fn exec(&self) -> Errno {
+        // SAFETY: the path and every array element point at NUL-terminated strings owned by
+        // `self`, and both arrays end with a null pointer.
+        unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        Errno::last()
+    }
+}

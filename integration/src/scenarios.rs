@@ -2419,6 +2419,36 @@ fn seccomp_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.seccomp.denies-runtime-syscalls",
+            "linux.seccomp denying syscalls the runtime itself makes to set the process up (getcwd, chdir, the user switch, capset), noNewPrivileges false, user 1000: the profile is for the container's process, not for the runtime's setup",
+            |ctx| {
+                let o = ctx.probe(&[], |b| {
+                    b.cfg["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+                    b.cfg["process"]["noNewPrivileges"] = json!(false);
+                    b.cfg["linux"]["seccomp"] = json!({
+                        "defaultAction": "SCMP_ACT_ALLOW",
+                        "architectures": ["SCMP_ARCH_X86_64"],
+                        "syscalls": [{
+                            "names": ["getcwd", "chdir", "fchdir", "setresuid", "setresgid",
+                                      "setuid", "setgid", "setgroups", "capset"],
+                            "action": "SCMP_ACT_ERRNO"
+                        }]
+                    });
+                })?;
+                ensure!(
+                    o.status("Seccomp") == "2",
+                    "Seccomp mode {}",
+                    o.status("Seccomp")
+                );
+                let uid = o.status("Uid");
+                ensure!(
+                    uid.split_whitespace().all(|u| u == "1000"),
+                    "Uid {uid:?}, want 1000"
+                );
+                Ok(())
+            }
+        ),
+        sc!(
             "linux.seccomp.defaultErrnoRet",
             "linux.seccomp.defaultAction SCMP_ACT_ERRNO + defaultErrnoRet",
             |ctx| {

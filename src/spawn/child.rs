@@ -20,6 +20,7 @@ use crate::config::Bundle;
 use crate::container::{Container, State, Status};
 use crate::rootfs::{self, mounts, resolve::Root};
 use crate::security::caps;
+use crate::security::seccomp::Filter;
 
 pub struct Ctx<'a> {
     pub plan: &'a Plan,
@@ -249,30 +250,23 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         return hold_without_process(ctx);
     }
 
-    // ---- the process: cwd, user, capabilities, no_new_privs, seccomp ----
+    // ---- the process: cwd, user, capabilities, no_new_privs ----
+    // The seccomp filter is loaded last, right before the exec (see `load_and_exec`): no
+    // syscall of berth's own comes after it but that execve, so a profile cannot break the
+    // setup by denying one (the cwd check, the executable lookup, the user switch...).
     let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
     if let Some(c) = &plan.caps {
         caps::drop_bounding(c)?;
     }
-    // Every descriptor above the preserved ones gets CLOEXEC now, before any seccomp filter
-    // could deny close_range (exec() does it again for anything opened since).
-    if plan.seccomp.is_some() {
-        let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
-    }
-    // Without noNewPrivileges the filter goes in before the privileges are dropped (as runc).
-    // The notify listener goes to berth right away (as runc), before any syscall the profile
-    // might send to the agent.
-    if let Some(f) = &plan.seccomp
-        && !plan.no_new_privs
-        && let Some(l) = f.load()?
-    {
-        hand_over_listener(ctx, l)?;
-    }
     switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
     // A credential change resets it.
     set_dumpable(false)?;
-    if let Some(c) = &plan.caps {
-        caps::apply(c)?;
+    // Without noNewPrivileges loading the filter takes CAP_SYS_ADMIN: kept effective until then.
+    let keep_admin = plan.seccomp.is_some() && !plan.no_new_privs;
+    match &plan.caps {
+        Some(c) => caps::apply(c, keep_admin)?,
+        None if keep_admin && plan.uid != 0 => caps::raise_admin()?,
+        None => {}
     }
     if !cwd_ok_as_root {
         nix::unistd::chdir(&plan.cwd)
@@ -293,18 +287,25 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         .filter_map(|e| CString::new(e.as_str()).ok())
         .collect();
     crate::security::labels::apply_exec_labels(spec)?;
+    let program = super::trampoline::Exec::new(plan.trampoline.as_ref(), &exe, &plan.args, &envp);
 
     // ---- ready: wait for `start` ----
-    // Before the filter with noNewPrivileges: a profile may well deny prctl.
     crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
-    if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs)
-        // Loaded at the very end; the notify listener must still reach berth before `ready`.
-        && let Some(l) = f.load()?
-    {
-        hand_over_listener(ctx, l)?;
+    // A notify filter is the exception: its listener must reach berth (and the agent) with
+    // `ready`, so it is loaded now; what follows it until the exec — sending `ready` (sendmsg),
+    // waiting for start (poll and read, or read), startContainer hooks, the signal and
+    // descriptor reset (rt_sigprocmask, rt_sigaction, close_range) — must not be denied by
+    // such a profile (the agent may be asked about them).
+    let notify = plan.seccomp.as_ref().filter(|f| f.wants_notify());
+    if let Some(f) = notify {
+        let l = f.load()?;
+        ctx.sync
+            .send_with_fd(&Msg::Ready, l.as_ref().map(peer_raw))?;
+        drop(l);
+    } else {
+        ph.mark("process");
+        ctx.sync.send(&Msg::Ready)?;
     }
-    ph.mark("process");
-    ctx.sync.send(&Msg::Ready)?;
     match ctx.fifo {
         Some(f) => wait_for_start(f)?,
         // `run`: berth says go on the sync socket (or is gone: then this process ends).
@@ -327,7 +328,35 @@ fn setup(ctx: &Ctx) -> Result<Never> {
             unsafe { libc::_exit(1) }
         }
     }
-    exec(ctx, &exe, &envp)
+    let filter = plan.seccomp.as_ref().filter(|f| !f.wants_notify());
+    load_and_exec(plan, filter, &program)
+}
+
+/// Signals back to their defaults (the mask and ignored dispositions survive exec) and every
+/// descriptor above the preserved ones close-on-exec.
+fn reset_signals_and_fds(plan: &Plan) {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
+}
+
+/// The end of the setup: the seccomp filter (if not loaded already for notify), then the exec,
+/// with no other system call in between — everything else was done before. After `start` an
+/// error can only go to the container's stderr.
+fn load_and_exec(plan: &Plan, filter: Option<&Filter>, program: &super::trampoline::Exec) -> ! {
+    reset_signals_and_fds(plan);
+    if let Some(f) = filter
+        && let Err(e) = f.load()
+    {
+        eprintln!("berth: {e:#}");
+        // SAFETY: see run().
+        unsafe { libc::_exit(1) }
+    }
+    let err = program.exec();
+    eprintln!("berth: exec {}: {err}", program.name());
+    // SAFETY: see run().
+    unsafe { libc::_exit(127) }
 }
 
 /// A config without `process` (config.md makes it optional for create): the container is
@@ -346,19 +375,6 @@ fn hold_without_process(ctx: &Ctx) -> Result<Never> {
     crate::sys::close_from(3);
     loop {
         nix::unistd::pause();
-    }
-}
-
-/// Send the seccomp notify listener to berth (which passes it on to `listenerPath`) and wait
-/// until it has been delivered.
-fn hand_over_listener(ctx: &Ctx, l: OwnedFd) -> Result<()> {
-    ctx.sync
-        .send_with_fd(&Msg::SeccompListener, Some(peer_raw(&l)))?;
-    drop(l);
-    match ctx.sync.recv()? {
-        Some((Msg::Go, _)) => Ok(()),
-        Some((Msg::Abort(why), _)) => bail!("{why}"),
-        _ => bail!("berth went away"),
     }
 }
 
@@ -657,16 +673,4 @@ fn wait_for_go(sync: &Channel) -> Result<()> {
             Err(e) => bail!("waiting for start: {e}"),
         }
     }
-}
-
-fn exec(ctx: &Ctx, exe: &CString, envp: &[CString]) -> ! {
-    // Signals: the mask and the ignored dispositions survive exec; give the process defaults.
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let _ = crate::sys::cloexec_from(3 + ctx.plan.preserve_fds);
-    let err = super::trampoline::execve(ctx.plan.trampoline.as_ref(), exe, &ctx.plan.args, envp);
-    eprintln!("berth: exec {}: {err}", exe.to_string_lossy());
-    // SAFETY: see run().
-    unsafe { libc::_exit(127) }
 }

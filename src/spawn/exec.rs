@@ -439,11 +439,13 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
                 let _ = waitpid(Pid::from_raw(first), None);
                 guard.pids.retain(|&x| x != first);
             }
-            Msg::SeccompListener => {
-                super::forward_seccomp_listener(spec, fd, &c.oci_state(Status::Running))?;
-                parent_ch.send(&Msg::Go)?;
+            Msg::Ready => {
+                // With a seccomp notify filter its listener comes with `ready`.
+                if fd.is_some() {
+                    super::forward_seccomp_listener(spec, fd, &c.oci_state(Status::Running))?;
+                }
+                ready = true;
             }
-            Msg::Ready => ready = true,
             Msg::Error(e) => bail!("{e}"),
             other => bail!("unexpected message from the exec'd process: {other:?}"),
         }
@@ -569,24 +571,20 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
     if let Some(c) = &plan.caps {
         caps::drop_bounding(c)?;
     }
-    // Every descriptor above the preserved ones gets CLOEXEC before any seccomp filter could
-    // deny close_range (done again right before exec for anything opened since).
-    if plan.seccomp.is_some() {
-        let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
-    }
-    // Without noNewPrivileges the filter goes in before the privileges are dropped (as runc).
-    let mut listener: Option<OwnedFd> = None;
-    if let Some(f) = &plan.seccomp
-        && !plan.no_new_privs
-    {
-        listener = f.load()?;
-    }
+    // The seccomp filter is loaded last, right before the exec: no syscall of berth's own
+    // comes after it but execve (with a notify filter, the sendmsg of `ready` with its
+    // listener before), so a profile cannot break the setup by denying one.
     child::switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
     // A credential change resets both of these.
     set_dumpable(false)?;
     die_with_parent(berth)?;
-    if let Some(c) = &plan.caps {
-        caps::apply(c)?;
+    // Without noNewPrivileges loading the filter takes CAP_SYS_ADMIN: kept effective until then
+    // (caps::apply says why that ends at the exec).
+    let keep_admin = plan.seccomp.is_some() && !plan.no_new_privs;
+    match &plan.caps {
+        Some(c) => caps::apply(c, keep_admin)?,
+        None if keep_admin && plan.uid != 0 => caps::raise_admin()?,
+        None => {}
     }
     if !cwd_ok_as_root {
         nix::unistd::chdir(&plan.cwd)
@@ -607,29 +605,26 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
         .filter_map(|e| CString::new(e.as_str()).ok())
         .collect();
     crate::security::labels::apply_exec_labels(&plan.label_spec)?;
-    if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs) {
-        listener = f.load()?;
-    }
-    if let Some(l) = listener.take() {
-        sync.send_with_fd(&Msg::SeccompListener, Some(l.as_raw_fd()))?;
-        request_go(sync)?;
-    }
+    let program = super::trampoline::Exec::new(plan.trampoline.as_ref(), &exe, &plan.args, &envp);
     crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
-    sync.send(&Msg::Ready)?;
 
     // Signals: the mask and ignored dispositions survive exec; give the process defaults.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
-    let err = super::trampoline::execve(plan.trampoline.as_ref(), &exe, &plan.args, &envp);
-    bail!("exec {}: {err}", exe.to_string_lossy())
-}
-
-fn request_go(sync: &Channel) -> Result<()> {
-    match sync.recv()? {
-        Some((Msg::Go, _)) => Ok(()),
-        Some((Msg::Abort(why), _)) => bail!("{why}"),
-        _ => bail!("berth went away"),
+    match &plan.seccomp {
+        // The listener goes to berth with `ready`; the filter must be loaded to make it.
+        Some(f) if f.wants_notify() => {
+            let l = f.load()?;
+            sync.send_with_fd(&Msg::Ready, l.as_ref().map(|l| l.as_raw_fd()))?;
+        }
+        Some(f) => {
+            sync.send(&Msg::Ready)?;
+            f.load()?;
+        }
+        None => sync.send(&Msg::Ready)?,
     }
+    let err = program.exec();
+    bail!("exec {}: {err}", exe.to_string_lossy())
 }

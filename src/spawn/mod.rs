@@ -380,17 +380,19 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 parent_ch.send(&Msg::HooksDone(container_pid))?;
                 ph.mark("runtime hooks");
             }
-            Msg::SeccompListener => {
-                let mut s2 = st.clone();
-                s2.pid = container_pid;
-                let c = Container {
-                    dir: dir.clone(),
-                    state: s2,
-                };
-                forward_seccomp_listener(spec, fd, &c.oci_state(Status::Creating))?;
-                parent_ch.send(&Msg::Go)?;
+            Msg::Ready => {
+                // With a seccomp notify filter its listener comes with `ready`.
+                if fd.is_some() {
+                    let mut s2 = st.clone();
+                    s2.pid = container_pid;
+                    let c = Container {
+                        dir: dir.clone(),
+                        state: s2,
+                    };
+                    forward_seccomp_listener(spec, fd, &c.oci_state(Status::Creating))?;
+                }
+                break;
             }
-            Msg::Ready => break,
             Msg::Error(e) => {
                 bail!("{e}");
             }

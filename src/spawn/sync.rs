@@ -24,9 +24,8 @@ pub enum Msg {
     Pid(i32),
     /// The rootfs is mounted: run prestart and createRuntime hooks now.
     RunHooks,
-    /// A seccomp notify listener fd comes with this message, for `listenerPath`.
-    SeccompListener,
-    /// Everything is set up; the process waits on the exec fifo.
+    /// Everything is set up; the process waits on the exec fifo. With a seccomp notify filter
+    /// its listener comes with this message (SCM_RIGHTS), for `listenerPath`.
     Ready,
     /// Setup failed; the message is the reason.
     Error(String),
