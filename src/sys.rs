@@ -135,6 +135,39 @@ pub fn pivot_root(new: &Path, old: &Path) -> nix::Result<()> {
     nix::unistd::pivot_root(new, old)
 }
 
+/// A detached recursive copy of the mount tree at the directory `at` (open_tree(2) with
+/// OPEN_TREE_CLONE | AT_RECURSIVE, close-on-exec): what `mount --rbind` would attach.
+pub fn clone_tree(at: BorrowedFd) -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    let flags = OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32 | libc::AT_EMPTY_PATH as u32;
+    let flags = flags | libc::O_CLOEXEC as u32;
+    // SAFETY: open_tree on a live descriptor with an empty C string; returns a new descriptor
+    // or -1.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, at.as_raw_fd(), c"".as_ptr(), flags) };
+    Errno::result(r)?;
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Attach the detached tree `tree` on the directory `target` (move_mount(2) between two
+/// descriptors). `tree` then stands for the attached mount.
+pub fn attach_tree(tree: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+    // SAFETY: move_mount between two live descriptors with empty C strings.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
 /// Close a raw descriptor that nothing owns or uses any more.
 pub fn close_fd(fd: RawFd) {
     // SAFETY: the caller hands over a descriptor no object owns; closing it frees nothing else.

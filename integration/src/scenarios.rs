@@ -1288,6 +1288,29 @@ fn linux_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.namespaces.user.bundle-0700",
+            "a user namespace with the bundle in a 0700 root-owned directory the container's mapped root cannot search (rootless-style storage): the runtime reaches the rootfs before the user namespace takes effect",
+            |ctx| {
+                let mut b = ctx.bundle();
+                b.set_args(&["/probe", "read=/proc/self/uid_map"]);
+                userns_map(&mut b);
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&b.dir, fs::Permissions::from_mode(0o700)).unwrap();
+                let o = ctx.run(&b)?;
+                ensure!(
+                    o.j["ns"]["user"] != host_ns("user").as_str(),
+                    "user namespace is the host's"
+                );
+                let norm = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+                ensure!(
+                    norm(o.op_str(0).unwrap_or_default()) == "0 100000 65536",
+                    "uid_map {:?}",
+                    o.op_str(0)
+                );
+                Ok(())
+            }
+        ),
+        sc!(
             "linux.namespaces.user",
             "linux.namespaces type user; linux.uidMappings; linux.gidMappings",
             |ctx| {

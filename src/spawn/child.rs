@@ -36,6 +36,8 @@ pub struct Ctx<'a> {
     pub placement: &'a Placement,
     pub v2_placed: bool,
     pub state: &'a State,
+    /// berth forked this process with its working directory in the rootfs.
+    pub cwd_is_rootfs: bool,
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -137,17 +139,26 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     ph.mark("cgroup+namespaces");
 
     // ---- rootfs ----
-    let rootfs = &ctx.bundle.rootfs;
+    // Reached from the working directory berth forked this process with (see rootfs::Rootfs),
+    // unless a mount namespace joined by path moved it.
+    let joined_mnt = plan
+        .joins
+        .iter()
+        .any(|(t, _, _)| *t == oci_spec::runtime::LinuxNamespaceType::Mount);
+    let mut rootfs = match ctx.cwd_is_rootfs && !joined_mnt {
+        true => rootfs::Rootfs::from_cwd(&ctx.bundle.rootfs)?,
+        false => rootfs::Rootfs::by_path(&ctx.bundle.rootfs),
+    };
     let linux = spec.linux().as_ref();
     // Without a mount namespace nothing but the config's mounts is made (see plan.rs).
     let prop = match plan.mount_ns {
         true => Some(rootfs::prepare_root(
-            rootfs,
+            &mut rootfs,
             linux.and_then(|l| l.rootfs_propagation().as_deref()),
         )?),
         false => None,
     };
-    let root = Root::open(rootfs)?;
+    let root = Root::open(&rootfs.path())?;
     let mount_label = linux.and_then(|l| l.mount_label().as_deref());
     let mctx = mounts::Ctx {
         bundle: &ctx.bundle.dir,
@@ -183,11 +194,12 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // ---- pivot_root and what is done from inside ----
     match prop {
         Some(prop) => {
-            rootfs::pivot(rootfs, ctx.opts.no_pivot)?;
+            rootfs::pivot(&rootfs, ctx.opts.no_pivot)?;
             rootfs::set_root_propagation(prop)?;
         }
-        None => rootfs::chroot(rootfs)?,
+        None => rootfs::chroot(&rootfs)?,
     }
+    drop(rootfs);
     // sysctls before readonlyPaths: /proc/sys is usually among them.
     if let Some(l) = linux {
         set_sysctls(l.sysctl().as_ref())?;

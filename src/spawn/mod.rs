@@ -297,10 +297,24 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     let (parent_ch, child_ch) = sync::pair()?;
 
     // ---- the fork ----
-    let (forked, v2_placed) = clone::clone(plan.clone_flags, placement.clone_into())?;
+    // The child starts with its working directory in the rootfs, entered here with berth's
+    // privileges: it reaches the rootfs from there, so directories above it that the
+    // container's root cannot search (a bundle under a 0700 directory, with a user namespace)
+    // do not stop it. berth's own working directory is restored right after the fork.
+    let own_cwd = enter_rootfs(&bundle.rootfs);
+    let cloned = clone::clone(plan.clone_flags, placement.clone_into());
+    if !matches!(cloned, Ok((clone::Forked::Child, _)))
+        && let Some(cwd) = &own_cwd
+    {
+        nix::unistd::fchdir(cwd).map_err(|e| anyhow!("returning to the working directory: {e}"))?;
+    }
+    let (forked, v2_placed) = cloned?;
     let child_pid = match forked {
         clone::Forked::Child => {
             drop(parent_ch);
+            // A descriptor of a host directory: not for the container.
+            let cwd_is_rootfs = own_cwd.is_some();
+            drop(own_cwd);
             // Never returns: the child either execs the container process or exits.
             child::run(child::Ctx {
                 plan: &plan,
@@ -314,10 +328,12 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 placement: &placement,
                 v2_placed,
                 state: &st,
+                cwd_is_rootfs,
             })
         }
         clone::Forked::Parent(pid) => pid,
     };
+    drop(own_cwd);
     drop(child_ch);
     drop(relay_child);
     drop(fifo);
@@ -435,6 +451,19 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
 
 /// The name of `uid` from /etc/passwd (berth runs as root: no NSS round trips through nscd and
 /// nsswitch.conf for the `owner` field), or the number.
+/// chdir into the rootfs; berth's own working directory (to go back to) if that worked. If it
+/// did not, the child reaches the rootfs by its path (and says what is wrong with it).
+fn enter_rootfs(rootfs: &Path) -> Option<OwnedFd> {
+    let own = nix::fcntl::open(
+        ".",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    nix::unistd::chdir(rootfs).ok()?;
+    Some(own)
+}
+
 fn user_name(uid: u32) -> String {
     child::passwd_field(uid, 0).unwrap_or_else(|| uid.to_string())
 }
