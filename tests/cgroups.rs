@@ -1045,3 +1045,66 @@ fn exec_cgroup_forms_as_runc() {
     assert_eq!(env.ok(&["ps", "--format", "json", &id]), before);
     env.ok(&["delete", "--force", &id]);
 }
+
+/// A user namespace without a network namespace (`runc spec --rootless` style, root.readonly
+/// included): sysfs is then the host's, bound, and on pure cgroup v2 it brings the host's
+/// cgroup2 mount at /sys/fs/cgroup along, so a new cgroup2 mount there (with a cgroup
+/// namespace) is refused with EBUSY — the same filesystem on the same mount point. The
+/// container's own cgroup is bound there instead (runc falls back to a bind too): the
+/// container sees its own limits at /sys/fs/cgroup, with and without a cgroup namespace
+/// (issue 19 item 15).
+#[test]
+fn userns_without_netns_gets_its_own_cgroup_mounted() {
+    let env = Env::new("usernsnonet");
+    // One bundle (copying the rootfs is slow in the VM), one config per case.
+    let mut b = env.bundle(
+        &env.id("bundle"),
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(b.rootfs(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["root"]["readonly"] = json!(true);
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 42}});
+    let sysfs = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|m| m["destination"] == "/sys")
+        .unwrap();
+    // /sys as a sysfs mount (berth binds the host's when it cannot mount one) or as the rbind
+    // of /sys that `runc spec --rootless` writes.
+    let sys_mount = b.config["mounts"][sysfs].clone();
+    let sys_rbind = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+    for (cgroup_ns, rbind) in [(true, false), (true, true), (false, false)] {
+        let what = format!("cgroup namespace {cgroup_ns}, /sys rbind {rbind}");
+        let id = env.id(&format!("c{}{}", cgroup_ns as u8, rbind as u8));
+        let mut ns = vec![
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
+            json!({"type": "uts"}),
+            json!({"type": "mount"}),
+            json!({"type": "user"}),
+        ];
+        if cgroup_ns {
+            ns.push(json!({"type": "cgroup"}));
+        }
+        b.config["linux"]["namespaces"] = json!(ns);
+        b.config["linux"]["cgroupsPath"] = json!(format!("{}/{id}", env.cg_parent));
+        b.config["mounts"][sysfs] = if rbind {
+            sys_rbind.clone()
+        } else {
+            sys_mount.clone()
+        };
+        b.save();
+        let (code, out, err) = env.run(&id, &b);
+        assert_eq!(code, 0, "{what}: {err}");
+        assert_eq!(out.trim(), "42", "{what}: {err}");
+    }
+}

@@ -380,8 +380,9 @@ pub fn remount_bind(target: &Path, flags: MsFlags, in_userns: bool) -> nix::Resu
     }
 }
 
-/// A `cgroup` mount: with a cgroup namespace on cgroup2, a fresh cgroup2 mount; otherwise the
-/// container's own cgroup directories bound in (a tmpfs with one bind per v1 hierarchy).
+/// A `cgroup` mount: with a cgroup namespace on cgroup2, a fresh cgroup2 mount (where the host's
+/// is there already, the container's own cgroup bound); otherwise the container's own cgroup
+/// directories bound in (a tmpfs with one bind per v1 hierarchy).
 fn mount_cgroup(root: &Root, dest: &Path, opts: &Opts, ctx: &Ctx) -> Result<()> {
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     let common = opts.flags
@@ -392,16 +393,24 @@ fn mount_cgroup(root: &Root, dest: &Path, opts: &Opts, ctx: &Ctx) -> Result<()> 
     let target = root.mkdir_all(dest, Kind::Dir)?;
     let tpath = fd_path(target.as_fd());
     if cg.mode == Mode::V2 {
-        if ctx.cgroup_ns {
-            mount(
+        let bind_own = !ctx.cgroup_ns
+            || match mount(
                 Some("cgroup2"),
                 &tpath,
                 Some("cgroup2"),
                 common,
                 None::<&str>,
-            )
-            .map_err(|e| anyhow!("mounting cgroup2: {e}"))?;
-        } else if let Some(d) = &cg.v2 {
+            ) {
+                Ok(()) => false,
+                // The target is the host's cgroup2 mount already (a user namespace without a
+                // network namespace gets the host's /sys bound, /sys/fs/cgroup included), and
+                // the kernel refuses the same filesystem twice on one mount point. The
+                // container's own cgroup bound there is the view a new mount in its cgroup
+                // namespace would give.
+                Err(Errno::EBUSY) if cg.v2.is_some() => true,
+                Err(e) => bail!("mounting cgroup2: {e}"),
+            };
+        if bind_own && let Some(d) = &cg.v2 {
             mount(
                 Some(d.as_path()),
                 &tpath,
