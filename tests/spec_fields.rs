@@ -475,8 +475,12 @@ fn net_devices_moved_into_a_joined_network_namespace() {
 
 /// berth processes in a user namespace of their own: the idmap helpers (no other test of
 /// this file uses a user namespace). They must all be gone once berth returns.
-fn idmap_helpers_left(since: &std::collections::HashSet<i32>) -> Vec<i32> {
+/// berth processes of this test's `--root` (`env`) in another user namespace, new since
+/// `since`: idmap helpers left behind. (Other tests running at the same time have their own
+/// roots: their containers' setup processes are not counted.)
+fn idmap_helpers_left(env: &Env, since: &std::collections::HashSet<i32>) -> Vec<i32> {
     let init_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let root = env.root.to_string_lossy().into_owned();
     let mut v = vec![];
     for pid in pids_now() {
         if since.contains(&pid) {
@@ -484,7 +488,11 @@ fn idmap_helpers_left(since: &std::collections::HashSet<i32>) -> Vec<i32> {
         }
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
         let ns = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap_or_default();
-        if exe == std::path::Path::new(berth_bin()) && ns != init_userns {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .any(|a| a == root);
+        if exe == std::path::Path::new(berth_bin()) && ns != init_userns && ours {
             v.push(pid);
         }
     }
@@ -539,7 +547,7 @@ fn idmapped_bind_mount() {
     let m = std::fs::metadata(host.join("new")).unwrap();
     assert_eq!((m.uid(), m.gid()), (5000, 6000));
     assert!(
-        idmap_helpers_left(&before).is_empty(),
+        idmap_helpers_left(&env, &before).is_empty(),
         "helper processes left"
     );
 
@@ -575,7 +583,7 @@ fn idmapped_bind_mount() {
     );
     assert!(err.contains("writing the map"), "{err}");
     assert!(
-        idmap_helpers_left(&before).is_empty(),
+        idmap_helpers_left(&env, &before).is_empty(),
         "helper processes left"
     );
 }
