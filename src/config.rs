@@ -293,14 +293,11 @@ fn validate(spec: &Spec) -> Result<()> {
     if let Some(devs) = linux.net_devices()
         && !devs.is_empty()
     {
-        let new_netns = linux.namespaces().as_ref().is_some_and(|n| {
-            n.iter()
-                .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none())
-        });
-        if !new_netns {
+        // Made or joined by path: the devices go into the container's network namespace.
+        if !seen.contains(&LinuxNamespaceType::Network) {
             bail!(
-                "linux.netDevices: moving devices needs a new network namespace (add \
-                 {{\"type\": \"network\"}} without a path to linux.namespaces)"
+                "linux.netDevices: moving devices needs the container's own network namespace \
+                 (add {{\"type\": \"network\"}} to linux.namespaces, new or joined by path)"
             );
         }
         let mut names = HashSet::new();

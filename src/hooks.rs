@@ -2,6 +2,12 @@
 //! container state on its stdin, its own args and env, and an optional timeout. A failing
 //! prestart/createRuntime/createContainer/startContainer hook fails the operation; a failing
 //! poststart/poststop hook is logged as a warning and the lifecycle goes on.
+//!
+//! Environment: a hook gets exactly its `env` (nothing when it has none, never berth's own
+//! environment), except the hooks that run inside the container's setup, createContainer and
+//! startContainer: without `env` they get the container process's environment, as runc gives
+//! them (its `runc init` has that environment when it runs them; hooks written for runc rely on
+//! it). A hook with `env`, even an empty list, gets exactly that list.
 
 use anyhow::{Result, anyhow, bail};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -16,9 +22,21 @@ use crate::logger;
 
 /// Run hooks in order; the first failure stops and is returned.
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) -> Result<()> {
+    run_all_env(kind, hooks, state, None)
+}
+
+/// As `run_all`; a hook without `env` gets `default_env` (createContainer and startContainer:
+/// the container process's environment).
+pub fn run_all_env(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
         let t = Instant::now();
-        run_one(h, state).map_err(|e| anyhow!("{kind} hook #{i} ({}): {e}", h.path().display()))?;
+        run_one(h, state, default_env)
+            .map_err(|e| anyhow!("{kind} hook #{i} ({}): {e}", h.path().display()))?;
         logger::debug(&format!(
             "{kind} hook #{i} took {:.1} ms",
             t.elapsed().as_secs_f64() * 1000.0
@@ -30,7 +48,7 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) -> Result<()
 /// Run hooks in order; failures are warnings.
 pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run_one(h, state) {
+        if let Err(e) = run_one(h, state, None) {
             logger::warn(&format!(
                 "{kind} hook #{i} ({}) failed: {e}",
                 h.path().display()
@@ -39,7 +57,7 @@ pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) {
     }
 }
 
-fn run_one(h: &Hook, state: &[u8]) -> Result<()> {
+fn run_one(h: &Hook, state: &[u8], default_env: Option<&[String]>) -> Result<()> {
     let mut cmd = Command::new(h.path());
     if let Some(args) = h.args() {
         if let Some(a0) = args.first() {
@@ -48,7 +66,7 @@ fn run_one(h: &Hook, state: &[u8]) -> Result<()> {
         cmd.args(args.iter().skip(1));
     }
     cmd.env_clear();
-    for e in h.env().iter().flatten() {
+    for e in h.env().as_deref().or(default_env).into_iter().flatten() {
         if let Some((k, v)) = e.split_once('=') {
             cmd.env(k, v);
         }

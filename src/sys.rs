@@ -135,6 +135,58 @@ pub fn pivot_root(new: &Path, old: &Path) -> nix::Result<()> {
     nix::unistd::pivot_root(new, old)
 }
 
+/// A detached recursive copy of the mount tree at the directory `at` (open_tree(2) with
+/// OPEN_TREE_CLONE | AT_RECURSIVE, close-on-exec): what `mount --rbind` would attach.
+pub fn clone_tree(at: BorrowedFd) -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    let flags = OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32 | libc::AT_EMPTY_PATH as u32;
+    let flags = flags | libc::O_CLOEXEC as u32;
+    // SAFETY: open_tree on a live descriptor with an empty C string; returns a new descriptor
+    // or -1.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, at.as_raw_fd(), c"".as_ptr(), flags) };
+    Errno::result(r)?;
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Attach the detached tree `tree` on the directory `target` (move_mount(2) between two
+/// descriptors). `tree` then stands for the attached mount.
+pub fn attach_tree(tree: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+    // SAFETY: move_mount between two live descriptors with empty C strings.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Close a raw descriptor that nothing owns or uses any more.
+pub fn close_fd(fd: RawFd) {
+    // SAFETY: the caller hands over a descriptor no object owns; closing it frees nothing else.
+    unsafe { libc::close(fd) };
+}
+
+/// Close every descriptor from `first` up (the caller must not use, nor drop, any of them
+/// afterwards).
+pub fn close_from(first: u32) {
+    // SAFETY: close_range closes descriptors; the caller owns none of them any more.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    if r != 0 {
+        for fd in first..1024 {
+            // SAFETY: as above, one descriptor at a time where close_range is missing.
+            unsafe { libc::close(fd as RawFd) };
+        }
+    }
+}
+
 /// Set the close-on-exec flag on every descriptor from `first` up.
 pub fn cloexec_from(first: u32) -> nix::Result<()> {
     // SAFETY: close_range only changes descriptor flags.
@@ -327,4 +379,54 @@ pub fn send_fd(sock: RawFd, data: &[u8], fd: RawFd) -> nix::Result<()> {
         None,
     )
     .map(drop)
+}
+
+/// An execve(2) whose path and NULL-terminated argument and environment arrays are built
+/// beforehand (`new`), so that `exec` itself allocates nothing and makes no system call but
+/// execve: it can run after a seccomp filter is loaded, with nothing else for the filter to
+/// deny.
+pub struct PreparedExec {
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl PreparedExec {
+    pub fn new(path: CString, args: Vec<CString>, env: Vec<CString>) -> PreparedExec {
+        let mut p = PreparedExec {
+            path,
+            args,
+            env,
+            argv: vec![],
+            envp: vec![],
+        };
+        // The CStrings' heap buffers do not move when the struct does.
+        p.argv = p.args.iter().map(|a| a.as_ptr()).collect();
+        p.argv.push(std::ptr::null());
+        p.envp = p.env.iter().map(|e| e.as_ptr()).collect();
+        p.envp.push(std::ptr::null());
+        p
+    }
+
+    pub fn path(&self) -> &CString {
+        &self.path
+    }
+
+    pub fn args(&self) -> &[CString] {
+        &self.args
+    }
+
+    pub fn env(&self) -> &[CString] {
+        &self.env
+    }
+
+    /// Returns only if execve failed.
+    pub fn exec(&self) -> Errno {
+        // SAFETY: the path and every array element point at NUL-terminated strings owned by
+        // `self`, and both arrays end with a null pointer.
+        unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        Errno::last()
+    }
 }

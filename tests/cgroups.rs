@@ -1256,3 +1256,180 @@ fn update_runc_flags_one_at_a_time() {
         all_cg_dirs(&env, &id)
     );
 }
+
+/// The cgroup of `pid` in the hierarchy whose controller list contains `ctrl` (the cgroup2 line
+/// on a pure v2 host).
+fn cgroup_of(pid: i32, ctrl: &str) -> String {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    cg.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let hit = if v2() {
+                ctrls.is_empty()
+            } else {
+                ctrls.split(',').any(|c| c == ctrl)
+            };
+            hit.then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {ctrl} hierarchy for {pid}: {cg}"))
+}
+
+/// `exec --cgroup` takes runc's forms: `/` is the container's own cgroup, a path is joined
+/// below it (leading `/`, `.` and `..` inside allowed, leaving it is not), `CONTROLLER:PATH`
+/// per v1 controller (several, comma-separated); malformed combinations are refused with the
+/// flag named, and start nothing.
+#[test]
+fn exec_cgroup_forms_as_runc() {
+    let env = Env::new("execcg");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["sleep", "1000"]);
+    b.config["root"]["readonly"] = json!(false);
+    env.create(&id, &b);
+    env.ok(&["start", &id]);
+    let own = format!("{}/{id}", env.cg_parent);
+    for d in all_cg_dirs(&env, &id) {
+        std::fs::create_dir(d.join("sub")).unwrap();
+        if !v2() && d.join("cpuset.cpus").exists() {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(d.join(f)).unwrap();
+                std::fs::write(d.join("sub").join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let exec = |n: usize, cg: &[&str]| -> (bool, i32, String) {
+        let pf = env.tmp.join(format!("exec{n}.pid"));
+        let mut args = vec!["exec", "--detach", "--pid-file", pf.to_str().unwrap()];
+        for c in cg {
+            args.extend(["--cgroup", c]);
+        }
+        args.extend([id.as_str(), "sleep", "1000"]);
+        // Not env.call: the detached process would hold its output pipes open.
+        let errf = env.tmp.join(format!("exec{n}.err"));
+        let st = env
+            .cmd()
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&errf).unwrap())
+            .status()
+            .unwrap();
+        let (code, err) = (
+            st.code().unwrap_or(-1),
+            std::fs::read_to_string(&errf).unwrap_or_default(),
+        );
+        let pid = std::fs::read_to_string(&pf)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        (code == 0, pid, err)
+    };
+    let mut n = 0;
+    let mut ok = |cg: &[&str]| {
+        n += 1;
+        let (ok, pid, err) = exec(n, cg);
+        assert!(ok && pid > 0, "exec --cgroup {cg:?}: {err}");
+        pid
+    };
+    let p = ok(&["/"]);
+    assert_in_every_hierarchy(p, &own);
+    let p = ok(&["/sub"]);
+    assert_in_every_hierarchy(p, &format!("{own}/sub"));
+    let p = ok(&["sub/../sub/."]);
+    assert_in_every_hierarchy(p, &format!("{own}/sub"));
+    if !v2() {
+        let p = ok(&["memory:sub", "pids,freezer:/"]);
+        assert_eq!(cgroup_of(p, "memory"), format!("{own}/sub"));
+        assert_eq!(cgroup_of(p, "pids"), own);
+        assert_eq!(cgroup_of(p, "freezer"), own);
+        assert_eq!(cgroup_of(p, "devices"), own);
+        let p = ok(&["name=systemd:sub"]);
+        assert_eq!(cgroup_of(p, "name=systemd"), format!("{own}/sub"));
+        assert_eq!(cgroup_of(p, "memory"), own);
+    }
+    let before = env.ok(&["ps", "--format", "json", &id]);
+    let mut bad = |cg: &[&str], want: &str| {
+        n += 1;
+        let (ok, _, err) = exec(n, cg);
+        assert!(!ok, "exec --cgroup {cg:?} succeeded");
+        assert!(
+            err.contains("--cgroup") && err.contains(want),
+            "{cg:?}: {err}"
+        );
+    };
+    bad(&[".."], "leads out of the container's cgroup");
+    bad(&["sub/../.."], "leads out of the container's cgroup");
+    bad(&["sub", "memory:sub"], "must be the only --cgroup");
+    bad(&[":sub"], "empty controller");
+    if v2() {
+        bad(&["memory:sub"], "cgroup v2 only");
+    } else {
+        bad(&["memory:sub", "memory:/"], "more than once");
+        bad(&["nosuchctl:sub"], "no such cgroup v1 controller");
+    }
+    assert_eq!(env.ok(&["ps", "--format", "json", &id]), before);
+    env.ok(&["delete", "--force", &id]);
+}
+
+/// A user namespace without a network namespace (`runc spec --rootless` style, root.readonly
+/// included): sysfs is then the host's, bound, and on pure cgroup v2 it brings the host's
+/// cgroup2 mount at /sys/fs/cgroup along, so a new cgroup2 mount there (with a cgroup
+/// namespace) is refused with EBUSY — the same filesystem on the same mount point. The
+/// container's own cgroup is bound there instead (runc falls back to a bind too): the
+/// container sees its own limits at /sys/fs/cgroup, with and without a cgroup namespace
+/// (issue 19 item 15).
+#[test]
+fn userns_without_netns_gets_its_own_cgroup_mounted() {
+    let env = Env::new("usernsnonet");
+    // One bundle (copying the rootfs is slow in the VM), one config per case.
+    let mut b = env.bundle(
+        &env.id("bundle"),
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(b.rootfs(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["root"]["readonly"] = json!(true);
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 42}});
+    let sysfs = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|m| m["destination"] == "/sys")
+        .unwrap();
+    // /sys as a sysfs mount (berth binds the host's when it cannot mount one) or as the rbind
+    // of /sys that `runc spec --rootless` writes.
+    let sys_mount = b.config["mounts"][sysfs].clone();
+    let sys_rbind = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+    for (cgroup_ns, rbind) in [(true, false), (true, true), (false, false)] {
+        let what = format!("cgroup namespace {cgroup_ns}, /sys rbind {rbind}");
+        let id = env.id(&format!("c{}{}", cgroup_ns as u8, rbind as u8));
+        let mut ns = vec![
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
+            json!({"type": "uts"}),
+            json!({"type": "mount"}),
+            json!({"type": "user"}),
+        ];
+        if cgroup_ns {
+            ns.push(json!({"type": "cgroup"}));
+        }
+        b.config["linux"]["namespaces"] = json!(ns);
+        b.config["linux"]["cgroupsPath"] = json!(format!("{}/{id}", env.cg_parent));
+        b.config["mounts"][sysfs] = if rbind {
+            sys_rbind.clone()
+        } else {
+            sys_mount.clone()
+        };
+        b.save();
+        let (code, out, err) = env.run(&id, &b);
+        assert_eq!(code, 0, "{what}: {err}");
+        assert_eq!(out.trim(), "42", "{what}: {err}");
+    }
+}

@@ -194,3 +194,49 @@ fn version_and_systemd_flag() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// proc or sysfs whose destination in the rootfs is a symlink (CVE-2019-19921 family): refused
+/// with the reason, whether the link's target exists or not, and nothing is left behind.
+#[test]
+fn proc_or_sysfs_on_a_symlink_is_refused() {
+    let env = Env::new("procsymlink");
+    for (dir, target) in [
+        ("proc", "/tmp"),
+        ("proc", "/nonexistent"),
+        ("sys", "/etc"),
+        ("sys", "/nonexistent"),
+    ] {
+        let id = env.id(&format!("{dir}-{}", target.trim_start_matches('/')));
+        let b = env.bundle(&id, &["true"]);
+        let p = b.rootfs().join(dir);
+        std::fs::remove_dir(&p).unwrap();
+        std::os::unix::fs::symlink(target, &p).unwrap();
+        let out = env.try_create(&id, &b);
+        assert!(!out.status.success(), "{dir} -> {target}: create succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let typ = if dir == "proc" { "proc" } else { "sysfs" };
+        assert!(
+            err.contains(&format!("/{dir} in the rootfs is a symlink (to {target})"))
+                && err.contains(&format!("{typ} must be mounted on an ordinary directory")),
+            "{dir} -> {target}: {err}"
+        );
+        assert_clean(&env, &id);
+        // Nothing was mounted through the link (the mount namespace is gone; the target in
+        // the rootfs is still an ordinary directory with its own content, or absent).
+        let t = b.rootfs().join(target.trim_start_matches('/'));
+        assert!(!t.join("self").exists() && !t.join("kernel").exists());
+    }
+    // A regular file there is refused too.
+    let id = env.id("proc-file");
+    let b = env.bundle(&id, &["true"]);
+    std::fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    std::fs::write(b.rootfs().join("proc"), "").unwrap();
+    let out = env.try_create(&id, &b);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/proc in the rootfs is not a directory"),
+        "{err}"
+    );
+    assert_clean(&env, &id);
+}

@@ -286,3 +286,235 @@ fn stopped_container_is_not_confused_with_reused_pid() {
     std::fs::write(&path, serde_json::to_vec(&st).unwrap()).unwrap();
     assert_eq!(env.status(&id), "stopped");
 }
+
+/// `process` is optional for create (config.md) and required by start (runtime.md): create
+/// sets the container up (namespaces, cgroup, mounts, hooks) and reports `created`; start fails
+/// naming `process` and leaves it as it was; delete removes everything; `run` fails the same way
+/// and leaves nothing.
+#[test]
+fn create_without_process_then_start_fails_naming_process() {
+    let env = Env::new("noproc");
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["true"]);
+    b.config.as_object_mut().unwrap().remove("process");
+    let marker = env.tmp.join("createRuntime-ran");
+    b.config["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", marker.display())]}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("rm {}", marker.display())]}]
+    });
+    env.create(&id, &b);
+    let st = env.state(&id);
+    assert_eq!(st["status"], "created", "{st}");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert!(alive(pid));
+    // Set up: its own mount and pid namespaces, with the config's mounts (proc at /proc).
+    let ns = |p: &str, n: &str| std::fs::read_link(format!("/proc/{p}/ns/{n}")).unwrap();
+    assert_ne!(ns(&pid.to_string(), "mnt"), ns("self", "mnt"));
+    assert_ne!(ns(&pid.to_string(), "pid"), ns("self", "pid"));
+    let mi = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    assert!(
+        mi.lines()
+            .any(|l| l.contains(" /proc ") && l.contains(" - proc ")),
+        "{mi}"
+    );
+    // The hook got the state, on create.
+    let hs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&marker).unwrap()).unwrap();
+    assert_eq!(hs["id"], id.as_str());
+    assert!(
+        env.cgroup_parent_dirs()
+            .iter()
+            .any(|d| d.join(&id).exists())
+    );
+
+    let (code, _, err) = env.call(&["start", &id]);
+    assert_ne!(code, 0, "start succeeded without process");
+    assert!(err.contains("no process"), "{err}");
+    assert_eq!(env.status(&id), "created");
+    assert!(alive(pid));
+
+    env.ok(&["delete", &id]);
+    for _ in 0..500 {
+        if !alive(pid) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!alive(pid), "the container's process outlived delete");
+    assert!(!env.root.join(&id).exists());
+    assert!(
+        env.cgroup_parent_dirs()
+            .iter()
+            .all(|d| !d.join(&id).exists())
+    );
+    assert!(!marker.exists(), "poststop did not run at delete");
+
+    let id2 = env.id("b");
+    let (code, _, err) = env.run(&id2, &b);
+    assert_ne!(code, 0);
+    assert!(err.contains("no process"), "{err}");
+    assert!(!env.root.join(&id2).exists(), "run left its container");
+}
+
+/// No `mount` in linux.namespaces: the container shares the runtime's mount namespace (here a
+/// private one the test makes with unshare, never the host's). The mounts berth makes there are
+/// exactly those config.json lists (nothing over the rootfs itself, no propagation change of
+/// the existing mounts), the process is chroot'ed into the rootfs, and delete unmounts none of
+/// the caller's mounts. What would need more than the config's mounts is refused.
+#[test]
+fn no_mount_namespace_shares_the_callers_with_only_the_configs_mounts() {
+    let env = Env::new("nomntns");
+    let id = env.id("a");
+    let mut b = env.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/mnt; test -x /bin/busybox && test ! -e /work && echo chrooted",
+        ],
+    );
+    let nss: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "mount")
+        .cloned()
+        .collect();
+    b.config["linux"]["namespaces"] = json!(nss);
+    let linux = b.config["linux"].as_object_mut().unwrap();
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+    b.config["root"]["readonly"] = json!(false);
+    b.save();
+    let out = env.tmp.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let script = r#"
+        set -e
+        readlink /proc/self/ns/mnt > "$OUT/ns"
+        cat /proc/self/mountinfo > "$OUT/before"
+        "$BERTH" --root "$ROOT" create --bundle "$BUNDLE" "$ID" < /dev/null > "$OUT/stdout" 2> "$OUT/stderr"
+        cat /proc/self/mountinfo > "$OUT/created"
+        "$BERTH" --root "$ROOT" start "$ID"
+        i=0
+        until "$BERTH" --root "$ROOT" state "$ID" | grep -q '"stopped"'; do
+            i=$((i+1)); [ $i -lt 1000 ] || exit 9; sleep 0.01
+        done
+        "$BERTH" --root "$ROOT" delete "$ID"
+        cat /proc/self/mountinfo > "$OUT/deleted"
+    "#;
+    let st = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .env("OUT", &out)
+        .env("BERTH", &env.bin)
+        .env("ROOT", &env.root)
+        .env("BUNDLE", &b.dir)
+        .env("ID", &id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_default();
+    assert!(
+        st.status.success(),
+        "{}: {}{}",
+        st.status,
+        String::from_utf8_lossy(&st.stderr),
+        read("stderr")
+    );
+    // The process ran chroot'ed in the rootfs, in the caller's mount namespace.
+    let ns = read("ns");
+    assert_eq!(read("stdout"), format!("{ns}chrooted\n"));
+    let lines = |f: &str| -> Vec<String> { read(f).lines().map(String::from).collect() };
+    let (before, created, deleted) = (lines("before"), lines("created"), lines("deleted"));
+    // Every mount that was there is there unchanged (propagation included).
+    for l in &before {
+        assert!(created.contains(l), "changed or gone after create: {l}");
+    }
+    let rootfs = std::fs::canonicalize(b.rootfs()).unwrap();
+    let new: Vec<String> = created
+        .iter()
+        .filter(|l| !before.contains(l))
+        .map(|l| l.split(' ').nth(4).unwrap().to_string())
+        .collect();
+    let r = rootfs.to_str().unwrap();
+    for mp in &new {
+        assert!(
+            mp.starts_with(&format!("{r}/")),
+            "a mount outside the rootfs's config targets: {mp}"
+        );
+    }
+    let mut want: Vec<String> = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{r}{}", m["destination"].as_str().unwrap()))
+        .collect();
+    want.sort();
+    let mut top: Vec<String> = new
+        .iter()
+        .filter(|mp| !mp.starts_with(&format!("{r}/sys/fs/cgroup/")))
+        .cloned()
+        .collect();
+    top.sort();
+    assert_eq!(top, want, "the mounts made are not those of config.json");
+    // The cgroup mount's own entries (one bind per hierarchy) are below its destination.
+    assert!(
+        new.iter()
+            .any(|mp| mp.starts_with(&format!("{r}/sys/fs/cgroup/")))
+            || v2_host()
+    );
+    // delete unmounts nothing of the caller's (the container's mounts there included).
+    assert_eq!(deleted, created, "delete changed the caller's mounts");
+    assert!(!env.root.join(&id).exists());
+
+    // Refused without a mount namespace, nothing left: masked/read-only paths, a read-only
+    // root, rootfsPropagation.
+    let cases: [(&str, serde_json::Value); 4] = [
+        (
+            "linux.maskedPaths",
+            json!({"linux": {"maskedPaths": ["/proc/kcore"]}}),
+        ),
+        (
+            "linux.readonlyPaths",
+            json!({"linux": {"readonlyPaths": ["/proc/sys"]}}),
+        ),
+        ("root.readonly", json!({"root": {"readonly": true}})),
+        (
+            "linux.rootfsPropagation",
+            json!({"linux": {"rootfsPropagation": "rslave"}}),
+        ),
+    ];
+    for (field, patch) in cases {
+        let mut b2 = env.bundle(&id, &["true"]);
+        b2.config = b.config.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            for (k2, v2) in v.as_object().unwrap() {
+                b2.config[k][k2] = v2.clone();
+            }
+        }
+        let o = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private"])
+            .arg(&env.bin)
+            .arg("--root")
+            .arg(&env.root)
+            .args(["create", "--bundle"])
+            .arg({
+                b2.save();
+                &b2.dir
+            })
+            .arg(&id)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{field}: create succeeded");
+        assert!(
+            err.contains(field) && err.contains("needs a mount namespace"),
+            "{field}: {err}"
+        );
+        assert!(!env.root.join(&id).exists(), "{field}: state left behind");
+    }
+}
+
+fn v2_host() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}

@@ -392,10 +392,95 @@ fn net_devices_moved_renamed_with_addresses() {
     assert!(dev2.on_host(), "the device was lost by a failed create");
 }
 
+/// `linux.netDevices` with the container's network namespace joined by path: the device goes
+/// into that namespace (and stays there after delete, with the namespace).
+#[test]
+fn net_devices_moved_into_a_joined_network_namespace() {
+    let env = Env::new("netdevjoin");
+    // A persistent namespace bound on a file of the test, unmounted on drop (before `env`
+    // removes the directory): the namespace, and the device moved into it, go with it.
+    struct NsFile(std::path::PathBuf);
+    impl Drop for NsFile {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let nsfile = env.tmp.join("netns");
+    std::fs::write(&nsfile, "").unwrap();
+    let st = std::process::Command::new("unshare")
+        .arg(format!("--net={}", nsfile.display()))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(st.success(), "unshare --net=FILE");
+    let _bound = NsFile(nsfile.clone());
+    let in_ns = |args: &[&str]| {
+        std::process::Command::new("nsenter")
+            .arg(format!("--net={}", nsfile.display()))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let dev = Dummy::new(3);
+    let id = env.id("a");
+    let mut b = env.bundle(&id, &["true"]);
+    let mut nss: Vec<Value> = b.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "network")
+        .cloned()
+        .collect();
+    nss.push(json!({"type": "network", "path": nsfile}));
+    b.config["linux"]["namespaces"] = json!(nss);
+    b.config["linux"]["netDevices"] = json!({ dev.0.clone(): {"name": "ctr1"} });
+    b.config["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; ip -o addr show dev ctr1; sleep 1000"
+    ]);
+    env.create(&id, &b);
+    assert!(!dev.on_host(), "{} is still on the host", dev.0);
+    env.ok(&["start", &id]);
+    let mut out = String::new();
+    for _ in 0..400 {
+        out = std::fs::read_to_string(b.dir.join("stdout")).unwrap_or_default();
+        if out.contains("fd00:be27::5") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let joined = in_ns(&["readlink", "/proc/self/ns/net"]);
+    let joined = String::from_utf8_lossy(&joined.stdout).trim().to_string();
+    assert!(
+        out.lines().next() == Some(joined.as_str()),
+        "the container is not in the joined namespace {joined}: {out}"
+    );
+    assert!(out.contains("inet 10.213.7.5/24"), "{out}");
+    assert!(out.contains("inet6 fd00:be27::5/64"), "{out}");
+    let seen = in_ns(&["ip", "-o", "link", "show", "ctr1"]);
+    assert!(
+        seen.status.success() && String::from_utf8_lossy(&seen.stdout).contains(",UP"),
+        "ctr1 not up in the joined namespace: {}",
+        String::from_utf8_lossy(&seen.stderr)
+    );
+    // The joined namespace outlives the container: the device stays in it.
+    env.ok(&["delete", "--force", &id]);
+    assert!(
+        in_ns(&["ip", "link", "show", "ctr1"]).status.success(),
+        "ctr1 left the joined namespace on delete"
+    );
+    assert!(!dev.on_host());
+}
+
 /// berth processes in a user namespace of their own: the idmap helpers (no other test of
 /// this file uses a user namespace). They must all be gone once berth returns.
-fn idmap_helpers_left(since: &std::collections::HashSet<i32>) -> Vec<i32> {
+/// berth processes of this test's `--root` (`env`) in another user namespace, new since
+/// `since`: idmap helpers left behind. (Other tests running at the same time have their own
+/// roots: their containers' setup processes are not counted.)
+fn idmap_helpers_left(env: &Env, since: &std::collections::HashSet<i32>) -> Vec<i32> {
     let init_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let root = env.root.to_string_lossy().into_owned();
     let mut v = vec![];
     for pid in pids_now() {
         if since.contains(&pid) {
@@ -403,7 +488,11 @@ fn idmap_helpers_left(since: &std::collections::HashSet<i32>) -> Vec<i32> {
         }
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
         let ns = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap_or_default();
-        if exe == std::path::Path::new(berth_bin()) && ns != init_userns {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .any(|a| a == root);
+        if exe == std::path::Path::new(berth_bin()) && ns != init_userns && ours {
             v.push(pid);
         }
     }
@@ -458,7 +547,7 @@ fn idmapped_bind_mount() {
     let m = std::fs::metadata(host.join("new")).unwrap();
     assert_eq!((m.uid(), m.gid()), (5000, 6000));
     assert!(
-        idmap_helpers_left(&before).is_empty(),
+        idmap_helpers_left(&env, &before).is_empty(),
         "helper processes left"
     );
 
@@ -494,7 +583,7 @@ fn idmapped_bind_mount() {
     );
     assert!(err.contains("writing the map"), "{err}");
     assert!(
-        idmap_helpers_left(&before).is_empty(),
+        idmap_helpers_left(&env, &before).is_empty(),
         "helper processes left"
     );
 }

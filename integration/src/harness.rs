@@ -385,6 +385,11 @@ impl<'a> Ctx<'a> {
 
     /// Run the runtime with `args`; stdout/stderr captured via files.
     pub fn rt(&mut self, args: &[&str]) -> CmdOut {
+        self.rt_via(&[], args)
+    }
+
+    /// As `rt`, with the runtime started through `wrap` (`nsenter -t PID -m --`, say).
+    pub fn rt_via(&mut self, wrap: &[&str], args: &[&str]) -> CmdOut {
         if args.first() == Some(&"create")
             && let Some(id) = args.last()
         {
@@ -393,7 +398,14 @@ impl<'a> Ctx<'a> {
         let n = self.r.seq.fetch_add(1, Ordering::SeqCst);
         let o = self.r.tmp.join(format!("cmd-{n}.out"));
         let e = self.r.tmp.join(format!("cmd-{n}.err"));
-        let mut c = Command::new(&self.r.runtime);
+        let mut c = match wrap.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(&self.r.runtime);
+                c
+            }
+            None => Command::new(&self.r.runtime),
+        };
         c.arg("--root").arg(&self.r.root).args(args);
         c.stdin(Stdio::null())
             .stdout(fs::File::create(&o).unwrap())
@@ -702,6 +714,11 @@ impl<'a> Ctx<'a> {
         }
         self.mounts.push(target.to_path_buf());
         Ok(())
+    }
+
+    /// A mount made on the host by other means (unshare --net=FILE): unmounted at cleanup.
+    pub fn register_mount(&mut self, target: &Path) {
+        self.mounts.push(target.to_path_buf());
     }
 
     /// Undo everything this scenario created.

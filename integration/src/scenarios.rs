@@ -178,6 +178,50 @@ fn teardown(ctx: &mut Ctx, id: &str, pid: i32) -> Res {
 
 fn config_scenarios() -> Vec<Scenario> {
     vec![
+        sc!(
+            "mounts.proc-sysfs-symlink",
+            "proc/sysfs mount whose destination is a symlink is refused (CVE-2019-19921 family; runc/crun behaviour)",
+            |ctx| {
+                // /proc or /sys in the rootfs replaced by a symlink (to an existing directory,
+                // and dangling): create must fail and leave nothing; nothing gets mounted on
+                // the link's target.
+                for (dir, target) in [
+                    ("proc", "/tmp"),
+                    ("proc", "/gone"),
+                    ("sys", "/tmp"),
+                    ("sys", "/gone"),
+                ] {
+                    let b = ctx.bundle();
+                    let p = b.rootfs().join(dir);
+                    fs::remove_dir(&p).unwrap();
+                    std::os::unix::fs::symlink(target, &p).unwrap();
+                    let o = ctx.create(&b);
+                    if o.ok {
+                        let mi = ctx.rt(&["exec", &b.id, "cat", "/proc/self/mountinfo"]);
+                        crate::fail!(
+                            "/{dir} -> {target}: create succeeded ({})",
+                            mi.stdout
+                                .lines()
+                                .filter(|l| l.contains(" /tmp "))
+                                .collect::<Vec<_>>()
+                                .join(" | ")
+                        );
+                    }
+                    let st = ctx.state(&b.id);
+                    ensure!(
+                        st.is_err() || st.as_ref().unwrap()["status"] == "stopped",
+                        "/{dir} -> {target}: container left after failed create: {:?}",
+                        st.ok()
+                    );
+                    ensure!(
+                        !b.rootfs().join("tmp/self").exists()
+                            && !b.rootfs().join("tmp/kernel").exists(),
+                        "/{dir} -> {target}: something was mounted on the link's target"
+                    );
+                }
+                Ok(())
+            }
+        ),
         sc!("root.path", "root.path", |ctx| {
             // Relative path (to the bundle) and an absolute path elsewhere.
             let o = ctx.probe(&["read=/marker"], |_| {})?;
@@ -1048,6 +1092,47 @@ fn hook_scenarios() -> Vec<Scenario> {
             teardown(ctx, &b.id, pid)
         }),
         sc!(
+            "hooks.container-env",
+            "hooks[].env absent: createContainer/startContainer get the process's environment (runc behaviour)",
+            |ctx| {
+                // Hooks without `env` that run in the container's setup see the container
+                // process's environment (runc); the runtime's own environment never leaks.
+                let mut b = ctx.bundle();
+                let dir = b.path("hookenv");
+                fs::create_dir_all(&dir).unwrap();
+                b.add_mount(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind"]}));
+                b.cfg["process"]["env"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("HOOKPROC=from-process"));
+                sh(&mut b, "true");
+                let d = dir.display();
+                b.cfg["hooks"] = json!({
+                    "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("env > {d}/createContainer")]}],
+                    "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("env > {d}/startContainer")]}]
+                });
+                let pid = ctx.create_ok(&b)?;
+                ctx.start_ok(&b.id)?;
+                ensure!(
+                    ctx.wait_exit(pid, Duration::from_secs(10)).is_some(),
+                    "container did not exit"
+                );
+                ctx.delete_ok(&b.id)?;
+                for h in ["createContainer", "startContainer"] {
+                    let env = read_file(&dir.join(h));
+                    ensure!(
+                        env.lines().any(|l| l == "HOOKPROC=from-process"),
+                        "{h} hook without env did not get the process's environment: {env:?}"
+                    );
+                    ensure!(
+                        !env.contains(HOST_ENV_CANARY),
+                        "{h}: the runtime's environment leaked into the hook"
+                    );
+                }
+                Ok(())
+            }
+        ),
+        sc!(
             "hooks.timeout",
             "hooks[].timeout; runtime.md: createRuntime hook failure is an error",
             |ctx| {
@@ -1208,6 +1293,29 @@ fn linux_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.namespaces.user.bundle-0700",
+            "a user namespace with the bundle in a 0700 root-owned directory the container's mapped root cannot search (rootless-style storage): the runtime reaches the rootfs before the user namespace takes effect",
+            |ctx| {
+                let mut b = ctx.bundle();
+                b.set_args(&["/probe", "read=/proc/self/uid_map"]);
+                userns_map(&mut b);
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&b.dir, fs::Permissions::from_mode(0o700)).unwrap();
+                let o = ctx.run(&b)?;
+                ensure!(
+                    o.j["ns"]["user"] != host_ns("user").as_str(),
+                    "user namespace is the host's"
+                );
+                let norm = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+                ensure!(
+                    norm(o.op_str(0).unwrap_or_default()) == "0 100000 65536",
+                    "uid_map {:?}",
+                    o.op_str(0)
+                );
+                Ok(())
+            }
+        ),
+        sc!(
             "linux.namespaces.user",
             "linux.namespaces type user; linux.uidMappings; linux.gidMappings",
             |ctx| {
@@ -1254,6 +1362,53 @@ fn linux_scenarios() -> Vec<Scenario> {
                 ensure!(
                     o.j["ns"]["time"] != host_ns("time").as_str(),
                     "time namespace is the host's"
+                );
+                let up = |x: &Obs| -> f64 {
+                    x.op_str(0)
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0.0)
+                };
+                ensure!(
+                    up(&o) - up(&base) > 900000.0,
+                    "boottime offset not applied: uptime {} vs baseline {}",
+                    up(&o),
+                    up(&base)
+                );
+                Ok(())
+            }
+        ),
+        sc!(
+            "linux.timeOffsets.userns",
+            "linux.timeOffsets with a user namespace (the time namespace then belongs to the container's user namespace)",
+            |ctx| {
+                let (base, o) = ctx.probe_pair(
+                    &["read=/proc/uptime", "read=/proc/self/timens_offsets"],
+                    |b| {
+                        userns_map(b);
+                        add_ns(b, json!({"type": "time"}));
+                        b.cfg["linux"]["timeOffsets"] = json!({
+                            "boottime": {"secs": 1000000, "nanosecs": 0},
+                            "monotonic": {"secs": 5000, "nanosecs": 0}
+                        });
+                    },
+                )?;
+                ensure!(
+                    o.j["ns"]["user"] != host_ns("user").as_str()
+                        && o.j["ns"]["time"] != host_ns("time").as_str(),
+                    "not in its own user and time namespaces"
+                );
+                let offs = o.op_str(1).unwrap_or_default();
+                let norm: Vec<String> = offs
+                    .lines()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .collect();
+                ensure!(
+                    norm.contains(&"boottime 1000000 0".to_string())
+                        && norm.contains(&"monotonic 5000 0".to_string()),
+                    "timens_offsets {offs:?}"
                 );
                 let up = |x: &Obs| -> f64 {
                     x.op_str(0)
@@ -1536,6 +1691,94 @@ fn linux_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.rootfsPropagation.values",
+            "linux.rootfsPropagation: each value (shared, slave, private, unbindable, r-prefixed), rootfs on a shared mount",
+            |ctx| {
+                // The rootfs sits on a shared mount of the host, so that slave (a master) and
+                // private (none) differ; / inside must have the propagation asked for, and the
+                // recursive values reach the container's own mounts (/proc) too.
+                let mut bad = vec![];
+                // Each value with the rootfs on a shared mount of its own, and the ones whose
+                // result does not depend on the host's propagation with a plain directory.
+                let on_shared = [
+                    "shared",
+                    "rshared",
+                    "slave",
+                    "rslave",
+                    "private",
+                    "rprivate",
+                    "unbindable",
+                    "runbindable",
+                ];
+                let plain = ["shared", "private", "unbindable", "runbindable"];
+                let runs = on_shared.iter().map(|v| (*v, true));
+                for (v, shared_mount) in runs.chain(plain.iter().map(|v| (*v, false))) {
+                    let mut b = ctx.bundle();
+                    if shared_mount {
+                        let rootfs = b.rootfs();
+                        let r = rootfs.to_string_lossy().into_owned();
+                        ctx.host_mount(&r, &rootfs, "", libc::MS_BIND as u64)?;
+                        ctx.host_mount("none", &rootfs, "", libc::MS_SHARED as u64)?;
+                    }
+                    let v_ = v;
+                    let v = if shared_mount {
+                        v.to_string()
+                    } else {
+                        format!("{v} (plain rootfs dir)")
+                    };
+                    let v = v.as_str();
+                    b.cfg["linux"]["rootfsPropagation"] = json!(v_);
+                    let o = match ctx.run(&b) {
+                        Ok(o) => o,
+                        Err(Outcome::Fail(m)) => {
+                            bad.push(format!("{v}: {}", m.chars().take(150).collect::<String>()));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let (Some(root), Some(proc_)) = (o.mount_at("/"), o.mount_at("/proc")) else {
+                        bad.push(format!("{v}: no / or /proc in mountinfo"));
+                        continue;
+                    };
+                    let has = |m: &crate::harness::MountInfo, t: &str| {
+                        m.optional.iter().any(|x| x.starts_with(t))
+                    };
+                    let kind = v_.trim_start_matches('r');
+                    let ok = match kind {
+                        "shared" => has(&root, "shared:"),
+                        "slave" => has(&root, "master:") && !has(&root, "shared:"),
+                        "private" => root.optional.is_empty(),
+                        _ => has(&root, "unbindable"),
+                    };
+                    if !ok {
+                        bad.push(format!("{v}: / has {:?}", root.optional));
+                    }
+                    if v_.starts_with('r') && matches!(kind, "shared" | "unbindable") {
+                        let t = if kind == "shared" {
+                            "shared:"
+                        } else {
+                            "unbindable"
+                        };
+                        if !has(&proc_, t) {
+                            bad.push(format!("{v}: /proc has {:?}, not {kind}", proc_.optional));
+                        }
+                    }
+                    if matches!(v_, "shared" | "unbindable") {
+                        let t = if v_ == "shared" {
+                            "shared:"
+                        } else {
+                            "unbindable"
+                        };
+                        if has(&proc_, t) {
+                            bad.push(format!("{v} (not recursive): /proc is {v} too"));
+                        }
+                    }
+                }
+                ensure!(bad.is_empty(), "{}", bad.join("; "));
+                Ok(())
+            }
+        ),
+        sc!(
             "linux.memoryPolicy",
             "linux.memoryPolicy (mode, nodes, flags)",
             |ctx| {
@@ -1592,6 +1835,150 @@ fn linux_scenarios() -> Vec<Scenario> {
                     let v =
                         i64::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
                     ensure!(v & 1 == 1, "ctr0 is not up: flags {flags:?}");
+                    Ok(())
+                })();
+                ip(&["link", "del", &name]);
+                ip(&["link", "del", &peer]);
+                res
+            }
+        ),
+        sc!(
+            "linux.namespaces.no-mount",
+            "linux.namespaces without mount: the container shares the runtime's mount namespace; exactly the config's mounts are made there, none removed by delete",
+            |ctx| {
+                // The runtime runs in a private mount namespace held by a helper (never the
+                // host's): its mountinfo before create, after create and after delete.
+                let holder =
+                    ctx.helper(&["unshare", "-m", "--propagation", "private", "sleep", "600"]);
+                let mine = host_ns("mnt");
+                let ns_of = |pid: u32| {
+                    fs::read_link(format!("/proc/{pid}/ns/mnt"))
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
+                let end = std::time::Instant::now() + Duration::from_secs(5);
+                while ns_of(holder) == mine && std::time::Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let holder_ns = ns_of(holder);
+                ensure!(
+                    !holder_ns.is_empty() && holder_ns != mine,
+                    "no private mount namespace"
+                );
+                let mi = || -> Vec<String> {
+                    read_file(Path::new(&format!("/proc/{holder}/mountinfo")))
+                        .lines()
+                        .map(String::from)
+                        .collect()
+                };
+                let mut b = ctx.bundle();
+                remove_ns(&mut b, "mount");
+                sh(&mut b, "test -f /marker && test -d /proc/self");
+                b.write_config();
+                let before = mi();
+                let pids = holder.to_string();
+                let wrap = ["nsenter", "-t", pids.as_str(), "-m", "--"];
+                let dir = b.dir.to_string_lossy().into_owned();
+                let o = ctx.rt_via(&wrap, &["create", "--bundle", &dir, &b.id]);
+                ensure!(o.ok, "create: {}", o.brief());
+                let created = mi();
+                let st = ctx.state_ok(&b.id)?;
+                let pid = st["pid"].as_i64().unwrap_or(0) as i32;
+                ensure!(pid > 0, "no pid: {st}");
+                ensure!(
+                    ns_of(pid as u32) == holder_ns,
+                    "the container is not in the runtime's mount namespace"
+                );
+                for l in &before {
+                    ensure!(created.contains(l), "changed or removed by create: {l}");
+                }
+                let rootfs = fs::canonicalize(b.rootfs()).unwrap();
+                let r = rootfs.to_string_lossy().into_owned();
+                let mut new: Vec<String> = created
+                    .iter()
+                    .filter(|l| !before.contains(l))
+                    .filter_map(|l| l.split(' ').nth(4).map(String::from))
+                    .collect();
+                new.sort();
+                let mut want: Vec<String> = b.cfg["mounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| format!("{r}{}", m["destination"].as_str().unwrap_or("")))
+                    .collect();
+                want.sort();
+                ensure!(
+                    new == want,
+                    "mounts made in the runtime's namespace: {new:?}; config.json lists {want:?}"
+                );
+                ctx.start_ok(&b.id)?;
+                let exit = ctx.wait_exit(pid, Duration::from_secs(10));
+                ensure!(
+                    exit == Some(Exit::Code(0)),
+                    "the process did not see the rootfs as / (exit {exit:?})"
+                );
+                ctx.delete_ok(&b.id)?;
+                ensure!(mi() == created, "delete changed the runtime's mounts");
+                Ok(())
+            }
+        ),
+        sc!(
+            "linux.netDevices.joined-netns",
+            "linux.netDevices with a network namespace joined by path (a netns and a veth the scenario makes and removes)",
+            |ctx| {
+                let name = format!("bi{}j", std::process::id() % 100000);
+                let peer = format!("{name}p");
+                let ip = |args: &[&str]| {
+                    std::process::Command::new("ip")
+                        .args(args)
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                };
+                // A persistent network namespace bound on a file of this scenario (the
+                // cleanup unmounts it; with it go the namespace and the moved device).
+                let b0 = ctx.bundle();
+                let nsfile = b0.path("netns");
+                fs::write(&nsfile, "").unwrap();
+                let made = std::process::Command::new("unshare")
+                    .arg(format!("--net={}", nsfile.display()))
+                    .arg("true")
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !made {
+                    skip!("cannot make a persistent network namespace (unshare --net=FILE)");
+                }
+                ctx.register_mount(&nsfile);
+                if !ip(&["link", "add", &name, "type", "veth", "peer", "name", &peer]) {
+                    skip!("cannot create a veth pair on this host");
+                }
+                let res = (|| -> Res {
+                    let o = ctx.probe(&["read=/sys/class/net/ctr0/flags"], |b| {
+                        remove_ns(b, "network");
+                        add_ns(b, json!({"type": "network", "path": nsfile}));
+                        b.cfg["linux"]["netDevices"] = json!({ name.clone(): {"name": "ctr0"} });
+                    })?;
+                    let flags = o.op_str(0).map_err(|e| {
+                        Outcome::Fail(format!("no ctr0 in the container (errno {e})"))
+                    })?;
+                    let v =
+                        i64::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+                    ensure!(v & 1 == 1, "ctr0 is not up: flags {flags:?}");
+                    // It is in the joined namespace, seen from the host, after the container.
+                    let out = std::process::Command::new("nsenter")
+                        .arg(format!("--net={}", nsfile.display()))
+                        .args(["ip", "-o", "link", "show", "ctr0"])
+                        .output()
+                        .map_err(|e| format!("nsenter: {e}"))?;
+                    ensure!(
+                        out.status.success(),
+                        "ctr0 is not in the joined namespace: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    ensure!(
+                        !Path::new("/sys/class/net").join(&name).exists(),
+                        "{name} is still on the host"
+                    );
                     Ok(())
                 })();
                 ip(&["link", "del", &name]);
@@ -2060,6 +2447,36 @@ fn seccomp_scenarios() -> Vec<Scenario> {
             }
         ),
         sc!(
+            "linux.seccomp.denies-runtime-syscalls",
+            "linux.seccomp denying syscalls the runtime itself makes to set the process up (getcwd, chdir, the user switch, capset), noNewPrivileges false, user 1000: the profile is for the container's process, not for the runtime's setup",
+            |ctx| {
+                let o = ctx.probe(&[], |b| {
+                    b.cfg["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+                    b.cfg["process"]["noNewPrivileges"] = json!(false);
+                    b.cfg["linux"]["seccomp"] = json!({
+                        "defaultAction": "SCMP_ACT_ALLOW",
+                        "architectures": ["SCMP_ARCH_X86_64"],
+                        "syscalls": [{
+                            "names": ["getcwd", "chdir", "fchdir", "setresuid", "setresgid",
+                                      "setuid", "setgid", "setgroups", "capset"],
+                            "action": "SCMP_ACT_ERRNO"
+                        }]
+                    });
+                })?;
+                ensure!(
+                    o.status("Seccomp") == "2",
+                    "Seccomp mode {}",
+                    o.status("Seccomp")
+                );
+                let uid = o.status("Uid");
+                ensure!(
+                    uid.split_whitespace().all(|u| u == "1000"),
+                    "Uid {uid:?}, want 1000"
+                );
+                Ok(())
+            }
+        ),
+        sc!(
             "linux.seccomp.defaultErrnoRet",
             "linux.seccomp.defaultAction SCMP_ACT_ERRNO + defaultErrnoRet",
             |ctx| {
@@ -2407,6 +2824,84 @@ fn seccomp_scenarios() -> Vec<Scenario> {
 
 fn lifecycle_scenarios() -> Vec<Scenario> {
     vec![
+        sc!(
+            "create.no-process",
+            "config.md: process optional for create, required by start (runtime.md: start errors without it); delete cleans up",
+            |ctx| {
+                let mut b = ctx.bundle();
+                b.cfg.as_object_mut().unwrap().remove("process");
+                let pid = ctx.create_ok(&b)?;
+                let st = ctx.state_ok(&b.id)?;
+                ensure!(
+                    st["status"] == "created",
+                    "status {} after create",
+                    st["status"]
+                );
+                let pidns = fs::read_link(format!("/proc/{pid}/ns/pid"))
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                ensure!(
+                    !pidns.is_empty() && pidns != host_ns("pid"),
+                    "the container's process is not in its own pid namespace"
+                );
+                let o = ctx.rt(&["start", &b.id]);
+                ensure!(!o.ok, "start succeeded without process");
+                ensure!(
+                    o.stderr.contains("process"),
+                    "start's error does not name process: {}",
+                    o.brief()
+                );
+                let st = ctx.state_ok(&b.id)?;
+                ensure!(
+                    st["status"] == "created",
+                    "status {} after the failed start",
+                    st["status"]
+                );
+                let o = ctx.rt(&["delete", "--force", &b.id]);
+                ensure!(o.ok, "delete: {}", o.brief());
+                ensure!(
+                    ctx.wait_exit(pid, Duration::from_secs(10)).is_some(),
+                    "the container's process outlived delete"
+                );
+                ensure!(
+                    ctx.state(&b.id).is_err(),
+                    "the container still exists after delete"
+                );
+                Ok(())
+            }
+        ),
+        sc!(
+            "exec.cgroup",
+            "runc CLI: exec --cgroup / (the container's own cgroup) and, on cgroup v1, CONTROLLER[,CONTROLLER]:PATH",
+            |ctx| {
+                let mut b = ctx.bundle();
+                sh(&mut b, "sleep 100");
+                let pid = ctx.create_ok(&b)?;
+                ctx.start_ok(&b.id)?;
+                let own = read_file(Path::new(&format!("/proc/{pid}/cgroup")));
+                ensure!(!own.is_empty(), "cannot read the init's cgroups");
+                let mut forms: Vec<Vec<&str>> = vec![vec!["/"]];
+                if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+                    forms.push(vec!["memory:/"]);
+                    forms.push(vec!["memory,pids:/", "freezer:/"]);
+                }
+                for f in forms {
+                    let mut args = vec!["exec"];
+                    for c in &f {
+                        args.extend(["--cgroup", c]);
+                    }
+                    args.extend([b.id.as_str(), "cat", "/proc/self/cgroup"]);
+                    let o = ctx.rt(&args);
+                    ensure!(o.ok, "exec --cgroup {f:?}: {}", o.brief());
+                    ensure!(
+                        o.stdout == own,
+                        "exec --cgroup {f:?}: cgroups {:?}, the init's {own:?}",
+                        o.stdout
+                    );
+                }
+                teardown(ctx, &b.id, pid)
+            }
+        ),
         sc!(
             "state.created",
             "runtime.md state: ociVersion, id, status=created, pid, bundle",

@@ -105,14 +105,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     if !terminal && a.console_socket.is_some() {
         bail!("--console-socket needs a terminal (--tty or process.terminal)");
     }
-    let sub_cgroups = a
-        .cgroup
-        .iter()
-        .map(|s| match s.split_once(':') {
-            Some((c, p)) => (Some(c.to_string()), p.to_string()),
-            None => (None, s.clone()),
-        })
-        .collect();
+    let sub_cgroups = spawn_exec::parse_cgroup_args(&a.cgroup)?;
     let opts = spawn_exec::Options {
         console_socket: a.console_socket.clone(),
         console_relay: terminal && !a.detach && a.console_socket.is_none(),

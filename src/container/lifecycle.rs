@@ -63,6 +63,10 @@ fn start_with(c: &Container, known: Option<Option<&Hooks>>) -> Result<()> {
         .open(&fifo)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::ENXIO) {
+                // No reader: a container made without `process` never waits on the fifo.
+                if saved_spec(c).is_ok_and(|s| s.process().is_none()) {
+                    return anyhow!("{}", crate::spawn::no_process(id));
+                }
                 anyhow!("cannot start container {id:?}: its process is no longer waiting (it died)")
             } else {
                 anyhow!(

@@ -1,7 +1,8 @@
 //! The container's filesystem view (config.md "Root", "Mounts"; config-linux.md "Devices",
 //! "Masked Paths", "Readonly Paths", "Rootfs Mount Propagation"). Runs in the child, in its own
 //! mount namespace, in this order: propagation → rootfs bind → mounts → devices → symlinks →
-//! (hooks) → pivot_root → read-only root, masked and read-only paths.
+//! (hooks) → pivot_root → read-only root, masked and read-only paths. Without a mount namespace
+//! (the container shares berth's) only the mounts and devices are made, then `chroot`.
 
 pub mod devices;
 pub mod idmap;
@@ -13,45 +14,115 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::SFlag;
 use oci_spec::runtime::Spec;
-use std::os::fd::AsFd;
-use std::path::Path;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use resolve::{Root, fd_path};
 
+/// How the child reaches the rootfs. Normally through a descriptor: berth forks the child
+/// with its working directory in the rootfs (`spawn::create`), the child opens it from there
+/// and every later step goes through `/proc/self/fd/N` — never through the directories above
+/// the rootfs, which the container's root may not search once the user namespace takes effect
+/// (a bundle under a 0700 directory). By the path only where the working directory is not the
+/// rootfs any more (a mount namespace joined by path: setns moved it to that namespace's root).
+pub struct Rootfs {
+    /// The configured path, for messages.
+    pub shown: PathBuf,
+    fd: Option<OwnedFd>,
+}
+
+impl Rootfs {
+    /// The rootfs is the working directory.
+    pub fn from_cwd(shown: &Path) -> Result<Rootfs> {
+        let fd = nix::fcntl::open(
+            ".",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| anyhow!("opening rootfs {}: {e}", shown.display()))?;
+        Ok(Rootfs {
+            shown: shown.to_path_buf(),
+            fd: Some(fd),
+        })
+    }
+
+    pub fn by_path(shown: &Path) -> Rootfs {
+        Rootfs {
+            shown: shown.to_path_buf(),
+            fd: None,
+        }
+    }
+
+    /// The path to use in system calls.
+    pub fn path(&self) -> PathBuf {
+        match &self.fd {
+            Some(fd) => fd_path(fd.as_fd()),
+            None => self.shown.clone(),
+        }
+    }
+}
+
 /// Set the propagation of the whole view and make the rootfs a mount point.
-pub fn prepare_root(rootfs: &Path, propagation: Option<&str>) -> Result<MsFlags> {
+///
+/// The order matters for `linux.rootfsPropagation`: an unbindable mount cannot be the source of
+/// the rootfs bind, and pivot_root refuses a new root that is shared or whose parent is. So the
+/// setup runs with a propagation that allows both — the one asked for, with unbindable replaced
+/// by slave — and `set_root_propagation` applies the one asked for to `/` after pivot_root.
+/// With a non-recursive value the mount holding the rootfs, if shared, is made a slave (for
+/// slave and unbindable) or private (shared, private) first.
+pub fn prepare_root(rootfs: &mut Rootfs, propagation: Option<&str>) -> Result<MsFlags> {
     let prop = match propagation {
         None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         Some(p) => mounts::propagation_flag(p)
             .ok_or_else(|| anyhow!("linux.rootfsPropagation: {p:?} is not one of shared, slave, private, unbindable (r-prefixed too)"))?,
     };
-    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+    let setup = if prop.contains(MsFlags::MS_UNBINDABLE) {
+        (prop & MsFlags::MS_REC) | MsFlags::MS_SLAVE
+    } else {
+        prop
+    };
+    mount(None::<&str>, "/", None::<&str>, setup, None::<&str>)
         .map_err(|e| anyhow!("setting mount propagation of /: {e}"))?;
-    // pivot_root refuses a new root whose parent mount is shared. After a recursive slave,
-    // private or unbindable propagation of / (the default: rslave) no mount of this
-    // namespace is shared any more, so there is nothing to look up in mountinfo.
-    let none_shared = prop.contains(MsFlags::MS_REC)
-        && prop.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE);
+    // After a recursive slave or private propagation of / (the default: rslave) no mount of
+    // this namespace is shared any more, so there is nothing to look up in mountinfo.
+    let none_shared = setup.contains(MsFlags::MS_REC)
+        && setup.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE);
     if !none_shared {
-        make_parent_private(rootfs)?;
+        let as_slave = setup.contains(MsFlags::MS_SLAVE);
+        make_parent_unshared(&rootfs.shown, as_slave)?;
     }
-    mount(
-        Some(rootfs),
-        rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| {
+    let failed = |e: Errno| {
         anyhow!(
             "bind-mounting the rootfs {} onto itself: {e}",
-            rootfs.display()
+            rootfs.shown.display()
         )
-    })?;
+    };
+    match &rootfs.fd {
+        // A recursive copy attached onto the directory itself (as `mount --rbind`); the copy's
+        // descriptor then stands for the new mount, which a path through the old descriptor
+        // (under it) would miss.
+        Some(under) => {
+            let tree = crate::sys::clone_tree(under.as_fd()).map_err(failed)?;
+            crate::sys::attach_tree(tree.as_fd(), under.as_fd()).map_err(failed)?;
+            rootfs.fd = Some(tree);
+        }
+        None => mount(
+            Some(&rootfs.shown),
+            &rootfs.shown,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(failed)?,
+    }
     Ok(prop)
 }
 
-fn make_parent_private(rootfs: &Path) -> Result<()> {
+/// The mount holding `rootfs`, if shared, becomes a slave (`as_slave`: it keeps receiving the
+/// host's mounts, as the rootfs bind made from it will) or private.
+fn make_parent_unshared(rootfs: &Path, as_slave: bool) -> Result<()> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut best: Option<(String, bool)> = None;
     for line in info.lines() {
@@ -69,14 +140,17 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
         }
     }
     if let Some((mp, true)) = best {
-        mount(
-            None::<&str>,
-            mp.as_str(),
-            None::<&str>,
-            MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("making {mp} private: {e}"))?;
+        let to = if as_slave {
+            MsFlags::MS_SLAVE
+        } else {
+            MsFlags::MS_PRIVATE
+        };
+        mount(None::<&str>, mp.as_str(), None::<&str>, to, None::<&str>).map_err(|e| {
+            anyhow!(
+                "making {mp} {}: {e}",
+                if as_slave { "a slave" } else { "private" }
+            )
+        })?;
     }
     Ok(())
 }
@@ -113,11 +187,12 @@ pub fn mount_all(root: &Root, spec: &Spec, ctx: &mounts::Ctx, userns: bool) -> R
 }
 
 /// Make the rootfs the root: pivot_root, or MS_MOVE + chroot with --no-pivot.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    nix::unistd::chdir(rootfs).map_err(|e| anyhow!("chdir to rootfs: {e}"))?;
+pub fn pivot(rootfs: &Rootfs, no_pivot: bool) -> Result<()> {
+    let path = rootfs.path();
+    nix::unistd::chdir(&path).map_err(|e| anyhow!("chdir to rootfs: {e}"))?;
     if no_pivot {
         mount(
-            Some(rootfs),
+            Some(&path),
             "/",
             None::<&str>,
             MsFlags::MS_MOVE,
@@ -136,7 +211,7 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
         .map_err(|e| anyhow!("opening /: {e}"))?;
         // pivot_root(".", ".") stacks the old root on top of the new one; it is then unmounted.
         crate::sys::pivot_root(Path::new("."), Path::new("."))
-            .map_err(|e| anyhow!("pivot_root to {}: {e}", rootfs.display()))?;
+            .map_err(|e| anyhow!("pivot_root to {}: {e}", rootfs.shown.display()))?;
         nix::unistd::fchdir(&old).map_err(|e| anyhow!("fchdir to the old root: {e}"))?;
         // Never let the unmount propagate to the host.
         mount(
@@ -149,6 +224,15 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
         .map_err(|e| anyhow!("making the old root a slave: {e}"))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(|e| anyhow!("unmounting the old root: {e}"))?;
     }
+    nix::unistd::chdir("/").map_err(|e| anyhow!("chdir to /: {e}"))?;
+    Ok(())
+}
+
+/// Enter the rootfs with chroot: a container without a mount namespace, which shares the
+/// runtime's (pivot_root would change the runtime's own root).
+pub fn chroot(rootfs: &Rootfs) -> Result<()> {
+    nix::unistd::chdir(&rootfs.path()).map_err(|e| anyhow!("chdir to rootfs: {e}"))?;
+    nix::unistd::chroot(".").map_err(|e| anyhow!("chroot into the rootfs: {e}"))?;
     nix::unistd::chdir("/").map_err(|e| anyhow!("chdir to /: {e}"))?;
     Ok(())
 }

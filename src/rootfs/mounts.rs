@@ -220,6 +220,9 @@ pub fn mount_entry(root: &Root, m: &Mount, idx: usize, ctx: &Ctx) -> Result<()> 
                 .map_err(|e| what(format!("remounting with {}: {e}", flag_str(&opts))))?;
         }
     } else {
+        if matches!(typ, "proc" | "sysfs") {
+            ordinary_directory(root, dest, typ).map_err(|e| what(format!("{e:#}")))?;
+        }
         let target = root
             .mkdir_all(dest, Kind::Dir)
             .map_err(|e| what(format!("{e:#}")))?;
@@ -305,6 +308,37 @@ pub fn mount_entry(root: &Root, m: &Mount, idx: usize, ctx: &Ctx) -> Result<()> 
     Ok(())
 }
 
+/// proc and sysfs go on an ordinary directory only (runc and crun refuse the same: the
+/// CVE-2019-19921 family, where a symlink at /proc sends the mount, and with it the runtime's
+/// later writes to /proc, somewhere else). The last component of `dest` may be missing (it is
+/// created) or a directory; a symlink there is refused whether or not its target exists.
+fn ordinary_directory(root: &Root, dest: &Path, typ: &str) -> Result<()> {
+    let Some(fd) = root.open_path(dest)? else {
+        return Ok(());
+    };
+    let st = nix::sys::stat::fstat(fd.as_fd())
+        .map_err(|e| anyhow!("{} in the rootfs: {e}", dest.display()))?;
+    let kind =
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT;
+    if kind == nix::sys::stat::SFlag::S_IFDIR {
+        return Ok(());
+    }
+    if kind == nix::sys::stat::SFlag::S_IFLNK {
+        let to = nix::fcntl::readlinkat(fd.as_fd(), "")
+            .map(|t| format!(" (to {})", t.to_string_lossy()))
+            .unwrap_or_default();
+        bail!(
+            "{} in the rootfs is a symlink{to}: {typ} must be mounted on an ordinary directory \
+             (replace the symlink in the rootfs with a directory)",
+            dest.display()
+        );
+    }
+    bail!(
+        "{} in the rootfs is not a directory: {typ} must be mounted on an ordinary directory",
+        dest.display()
+    )
+}
+
 /// Remount a bind mount with `flags`; inside a user namespace keep the flags the kernel locked
 /// on the source (nosuid, nodev, noexec, ro, atime).
 pub fn remount_bind(target: &Path, flags: MsFlags, in_userns: bool) -> nix::Result<()> {
@@ -346,8 +380,9 @@ pub fn remount_bind(target: &Path, flags: MsFlags, in_userns: bool) -> nix::Resu
     }
 }
 
-/// A `cgroup` mount: with a cgroup namespace on cgroup2, a fresh cgroup2 mount; otherwise the
-/// container's own cgroup directories bound in (a tmpfs with one bind per v1 hierarchy).
+/// A `cgroup` mount: with a cgroup namespace on cgroup2, a fresh cgroup2 mount (where the host's
+/// is there already, the container's own cgroup bound); otherwise the container's own cgroup
+/// directories bound in (a tmpfs with one bind per v1 hierarchy).
 fn mount_cgroup(root: &Root, dest: &Path, opts: &Opts, ctx: &Ctx) -> Result<()> {
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     let common = opts.flags
@@ -358,16 +393,24 @@ fn mount_cgroup(root: &Root, dest: &Path, opts: &Opts, ctx: &Ctx) -> Result<()> 
     let target = root.mkdir_all(dest, Kind::Dir)?;
     let tpath = fd_path(target.as_fd());
     if cg.mode == Mode::V2 {
-        if ctx.cgroup_ns {
-            mount(
+        let bind_own = !ctx.cgroup_ns
+            || match mount(
                 Some("cgroup2"),
                 &tpath,
                 Some("cgroup2"),
                 common,
                 None::<&str>,
-            )
-            .map_err(|e| anyhow!("mounting cgroup2: {e}"))?;
-        } else if let Some(d) = &cg.v2 {
+            ) {
+                Ok(()) => false,
+                // The target is the host's cgroup2 mount already (a user namespace without a
+                // network namespace gets the host's /sys bound, /sys/fs/cgroup included), and
+                // the kernel refuses the same filesystem twice on one mount point. The
+                // container's own cgroup bound there is the view a new mount in its cgroup
+                // namespace would give.
+                Err(Errno::EBUSY) if cg.v2.is_some() => true,
+                Err(e) => bail!("mounting cgroup2: {e}"),
+            };
+        if bind_own && let Some(d) = &cg.v2 {
             mount(
                 Some(d.as_path()),
                 &tpath,

@@ -79,15 +79,25 @@ pub fn drop_bounding(s: &Sets) -> Result<()> {
     Ok(())
 }
 
-/// Set permitted, inheritable, effective and ambient (after the user switch).
-pub fn apply(s: &Sets) -> Result<()> {
+/// Set permitted, inheritable, effective and ambient (after the user switch). `keep_admin`:
+/// CAP_SYS_ADMIN stays effective and permitted on top of the sets, for loading the seccomp
+/// filter without no_new_privs right before the exec. It ends there: execve computes the
+/// permitted and effective sets from the bounding, inheritable and ambient sets (and the file's
+/// capabilities) without looking at the old ones, unless no_new_privs is set — and with
+/// no_new_privs the filter needs no CAP_SYS_ADMIN, so none is kept.
+pub fn apply(s: &Sets, keep_admin: bool) -> Result<()> {
+    let (mut effective, mut permitted) = (s.effective.clone(), s.permitted.clone());
+    if keep_admin {
+        effective.insert(Capability::CAP_SYS_ADMIN);
+        permitted.insert(Capability::CAP_SYS_ADMIN);
+    }
     // capset(2) wants effective ⊆ permitted at every step, and a new inheritable set within the
     // old permitted one: inheritable first, then effective, then permitted.
     caps::set(None, CapSet::Inheritable, &s.inheritable)
         .map_err(|e| anyhow!("process.capabilities.inheritable: {e}"))?;
-    caps::set(None, CapSet::Effective, &s.effective)
+    caps::set(None, CapSet::Effective, &effective)
         .map_err(|e| anyhow!("process.capabilities.effective: {e}"))?;
-    caps::set(None, CapSet::Permitted, &s.permitted).map_err(|e| {
+    caps::set(None, CapSet::Permitted, &permitted).map_err(|e| {
         anyhow!("process.capabilities.permitted: {e} (effective must be a subset of permitted)")
     })?;
     caps::clear(None, CapSet::Ambient).map_err(|e| anyhow!("process.capabilities.ambient: {e}"))?;
@@ -108,4 +118,12 @@ pub fn apply(s: &Sets) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Without `process.capabilities`, after a switch to a non-root user (which cleared the
+/// effective set): CAP_SYS_ADMIN effective again, from the permitted set PR_SET_KEEPCAPS kept,
+/// for loading the seccomp filter without no_new_privs (see `apply`).
+pub fn raise_admin() -> Result<()> {
+    caps::raise(None, CapSet::Effective, Capability::CAP_SYS_ADMIN)
+        .map_err(|e| anyhow!("linux.seccomp: raising CAP_SYS_ADMIN to load the filter: {e}"))
 }

@@ -20,6 +20,7 @@ use crate::config::Bundle;
 use crate::container::{Container, State, Status};
 use crate::rootfs::{self, mounts, resolve::Root};
 use crate::security::caps;
+use crate::security::seccomp::Filter;
 
 pub struct Ctx<'a> {
     pub plan: &'a Plan,
@@ -35,6 +36,8 @@ pub struct Ctx<'a> {
     pub placement: &'a Placement,
     pub v2_placed: bool,
     pub state: &'a State,
+    /// berth forked this process with its working directory in the rootfs.
+    pub cwd_is_rootfs: bool,
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -151,13 +154,26 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     ph.mark("cgroup+namespaces");
 
     // ---- rootfs ----
-    let rootfs = &ctx.bundle.rootfs;
+    // Reached from the working directory berth forked this process with (see rootfs::Rootfs),
+    // unless a mount namespace joined by path moved it.
+    let joined_mnt = plan
+        .joins
+        .iter()
+        .any(|(t, _, _)| *t == oci_spec::runtime::LinuxNamespaceType::Mount);
+    let mut rootfs = match ctx.cwd_is_rootfs && !joined_mnt {
+        true => rootfs::Rootfs::from_cwd(&ctx.bundle.rootfs)?,
+        false => rootfs::Rootfs::by_path(&ctx.bundle.rootfs),
+    };
     let linux = spec.linux().as_ref();
-    let prop = rootfs::prepare_root(
-        rootfs,
-        linux.and_then(|l| l.rootfs_propagation().as_deref()),
-    )?;
-    let root = Root::open(rootfs)?;
+    // Without a mount namespace nothing but the config's mounts is made (see plan.rs).
+    let prop = match plan.mount_ns {
+        true => Some(rootfs::prepare_root(
+            &mut rootfs,
+            linux.and_then(|l| l.rootfs_propagation().as_deref()),
+        )?),
+        false => None,
+    };
+    let root = Root::open(&rootfs.path())?;
     let mount_label = linux.and_then(|l| l.mount_label().as_deref());
     let mctx = mounts::Ctx {
         bundle: &ctx.bundle.dir,
@@ -180,13 +196,25 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         host_pid = request(&ctx.sync, Msg::RunHooks)?.unwrap_or(0);
         if let Some(h) = spec.hooks() {
             let st = hook_state(ctx, host_pid, Status::Creating);
-            crate::hooks::run_all("createContainer", h.create_container().as_ref(), &st)?;
+            // Without `env`: the process's environment as configured (runc's, see hooks.rs).
+            crate::hooks::run_all_env(
+                "createContainer",
+                h.create_container().as_ref(),
+                &st,
+                Some(&plan.env),
+            )?;
         }
     }
 
     // ---- pivot_root and what is done from inside ----
-    rootfs::pivot(rootfs, ctx.opts.no_pivot)?;
-    rootfs::set_root_propagation(prop)?;
+    match prop {
+        Some(prop) => {
+            rootfs::pivot(&rootfs, ctx.opts.no_pivot)?;
+            rootfs::set_root_propagation(prop)?;
+        }
+        None => rootfs::chroot(&rootfs)?,
+    }
+    drop(rootfs);
     // sysctls before readonlyPaths: /proc/sys is usually among them.
     if let Some(l) = linux {
         set_sysctls(l.sysctl().as_ref())?;
@@ -244,30 +272,28 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // container's init process (it is used by `berth exec`).
     plan.attrs.apply()?;
 
-    // ---- the process: cwd, user, capabilities, no_new_privs, seccomp ----
+    if !plan.has_process {
+        ph.mark("process");
+        return hold_without_process(ctx);
+    }
+
+    // ---- the process: cwd, user, capabilities, no_new_privs ----
+    // The seccomp filter is loaded last, right before the exec (see `load_and_exec`): no
+    // syscall of berth's own comes after it but that execve, so a profile cannot break the
+    // setup by denying one (the cwd check, the executable lookup, the user switch...).
     let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
     if let Some(c) = &plan.caps {
         caps::drop_bounding(c)?;
     }
-    // Every descriptor above the preserved ones gets CLOEXEC now, before any seccomp filter
-    // could deny close_range (exec() does it again for anything opened since).
-    if plan.seccomp.is_some() {
-        let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
-    }
-    // Without noNewPrivileges the filter goes in before the privileges are dropped (as runc).
-    // The notify listener goes to berth right away (as runc), before any syscall the profile
-    // might send to the agent.
-    if let Some(f) = &plan.seccomp
-        && !plan.no_new_privs
-        && let Some(l) = f.load()?
-    {
-        hand_over_listener(ctx, l)?;
-    }
     switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
     // A credential change resets it.
     set_dumpable(false)?;
-    if let Some(c) = &plan.caps {
-        caps::apply(c)?;
+    // Without noNewPrivileges loading the filter takes CAP_SYS_ADMIN: kept effective until then.
+    let keep_admin = plan.seccomp.is_some() && !plan.no_new_privs;
+    match &plan.caps {
+        Some(c) => caps::apply(c, keep_admin)?,
+        None if keep_admin && plan.uid != 0 => caps::raise_admin()?,
+        None => {}
     }
     if !cwd_ok_as_root {
         nix::unistd::chdir(&plan.cwd)
@@ -288,18 +314,25 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         .filter_map(|e| CString::new(e.as_str()).ok())
         .collect();
     crate::security::labels::apply_exec_labels(spec)?;
+    let program = super::trampoline::Exec::new(plan.trampoline.as_ref(), &exe, &plan.args, &envp);
 
     // ---- ready: wait for `start` ----
-    // Before the filter with noNewPrivileges: a profile may well deny prctl.
     crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
-    if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs)
-        // Loaded at the very end; the notify listener must still reach berth before `ready`.
-        && let Some(l) = f.load()?
-    {
-        hand_over_listener(ctx, l)?;
+    // A notify filter is the exception: its listener must reach berth (and the agent) with
+    // `ready`, so it is loaded now; what follows it until the exec — sending `ready` (sendmsg),
+    // waiting for start (poll and read, or read), startContainer hooks, the signal and
+    // descriptor reset (rt_sigprocmask, rt_sigaction, close_range) — must not be denied by
+    // such a profile (the agent may be asked about them).
+    let notify = plan.seccomp.as_ref().filter(|f| f.wants_notify());
+    if let Some(f) = notify {
+        let l = f.load()?;
+        ctx.sync
+            .send_with_fd(&Msg::Ready, l.as_ref().map(peer_raw))?;
+        drop(l);
+    } else {
+        ph.mark("process");
+        ctx.sync.send(&Msg::Ready)?;
     }
-    ph.mark("process");
-    ctx.sync.send(&Msg::Ready)?;
     match ctx.fifo {
         Some(f) => wait_for_start(f)?,
         // `run`: berth says go on the sync socket (or is gone: then this process ends).
@@ -310,25 +343,66 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         && h.start_container().as_ref().is_some_and(|v| !v.is_empty())
     {
         let st = hook_state(ctx, host_pid, Status::Created);
-        if let Err(e) = crate::hooks::run_all("startContainer", h.start_container().as_ref(), &st) {
+        // Without `env`: the environment the process gets (with HOME), as runc.
+        if let Err(e) = crate::hooks::run_all_env(
+            "startContainer",
+            h.start_container().as_ref(),
+            &st,
+            Some(&env),
+        ) {
             crate::logger::error(&format!("{e:#}"));
             // SAFETY: see run().
             unsafe { libc::_exit(1) }
         }
     }
-    exec(ctx, &exe, &envp)
+    let filter = plan.seccomp.as_ref().filter(|f| !f.wants_notify());
+    load_and_exec(plan, filter, &program)
 }
 
-/// Send the seccomp notify listener to berth (which passes it on to `listenerPath`) and wait
-/// until it has been delivered.
-fn hand_over_listener(ctx: &Ctx, l: OwnedFd) -> Result<()> {
-    ctx.sync
-        .send_with_fd(&Msg::SeccompListener, Some(peer_raw(&l)))?;
-    drop(l);
-    match ctx.sync.recv()? {
-        Some((Msg::Go, _)) => Ok(()),
-        Some((Msg::Abort(why), _)) => bail!("{why}"),
-        _ => bail!("berth went away"),
+/// Signals back to their defaults (the mask and ignored dispositions survive exec) and every
+/// descriptor above the preserved ones close-on-exec.
+fn reset_signals_and_fds(plan: &Plan) {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
+}
+
+/// The end of the setup: the seccomp filter (if not loaded already for notify), then the exec,
+/// with no other system call in between — everything else was done before. After `start` an
+/// error can only go to the container's stderr.
+fn load_and_exec(plan: &Plan, filter: Option<&Filter>, program: &super::trampoline::Exec) -> ! {
+    reset_signals_and_fds(plan);
+    if let Some(f) = filter
+        && let Err(e) = f.load()
+    {
+        crate::logger::error(&format!("{e:#}"));
+        // SAFETY: see run().
+        unsafe { libc::_exit(1) }
+    }
+    let err = program.exec();
+    // Go's errno text (the logger's form), as far as the filter lets the write through.
+    crate::logger::error(&format!("exec {}: {err}", program.name()));
+    // SAFETY: see run().
+    unsafe { libc::_exit(127) }
+}
+
+/// A config without `process` (config.md makes it optional for create): the container is
+/// set up — namespaces, cgroup, mounts, hooks — and this process only holds it, running
+/// nothing, until `delete` kills it. `start` refuses such a container (it needs `process`).
+fn hold_without_process(ctx: &Ctx) -> Result<Never> {
+    crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
+    // The exec fifo loses its only reader before `created` is visible, so that `start` finds
+    // nobody waiting on it.
+    if let Some(f) = ctx.fifo {
+        crate::sys::close_fd(f);
+    }
+    ctx.sync.send(&Msg::Ready)?;
+    // Nothing is exec'd, so close berth's descriptors (the sync socket, the trampoline...)
+    // rather than keep them in the container; none is used or dropped again.
+    crate::sys::close_from(3);
+    loop {
+        nix::unistd::pause();
     }
 }
 
@@ -345,9 +419,13 @@ fn second_fork(ctx: &Ctx) -> Result<()> {
     if plan.time_ns {
         unshare(CloneFlags::from_bits_retain(0x80))
             .map_err(|e| anyhow!("linux.namespaces: new time namespace: {e}"))?;
-        for off in &plan.time_offsets {
-            crate::procfs::write("self/timens_offsets", off)
-                .map_err(|e| anyhow!("linux.timeOffsets: writing {off:?}: {e}"))?;
+        // Written by berth, before the fork below puts the first task in the namespace: the
+        // writer needs CAP_SYS_TIME over the user namespace owning the time namespace and
+        // write access to this process's /proc file. In a user namespace this process has the
+        // first but not the second (its credential change made it non-dumpable, so its /proc
+        // files belong to the host's root).
+        if !plan.time_offsets.is_empty() {
+            request(&ctx.sync, Msg::TimeOffsets)?;
         }
     }
     if plan.unshare_pid {
@@ -635,16 +713,4 @@ fn wait_for_go(sync: &Channel) -> Result<()> {
             Err(e) => bail!("waiting for start: {e}"),
         }
     }
-}
-
-fn exec(ctx: &Ctx, exe: &CString, envp: &[CString]) -> ! {
-    // Signals: the mask and the ignored dispositions survive exec; give the process defaults.
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let _ = crate::sys::cloexec_from(3 + ctx.plan.preserve_fds);
-    let err = super::trampoline::execve(ctx.plan.trampoline.as_ref(), exe, &ctx.plan.args, envp);
-    crate::logger::error(&format!("exec {}: {err}", exe.to_string_lossy()));
-    // SAFETY: see run().
-    unsafe { libc::_exit(127) }
 }

@@ -224,54 +224,113 @@ impl Plan {
     }
 }
 
+/// `--cgroup` arguments, by runc's rules: one `PATH` (for every hierarchy; the only form on
+/// cgroup v2), or any number of `CONTROLLER[,CONTROLLER...]:PATH` (cgroup v1), each controller
+/// at most once.
+pub fn parse_cgroup_args(args: &[String]) -> Result<Vec<(Option<String>, String)>> {
+    let mut out: Vec<(Option<String>, String)> = vec![];
+    for a in args {
+        match a.split_once(':') {
+            Some((ctrls, path)) => {
+                for c in ctrls.split(',') {
+                    if c.is_empty() {
+                        bail!(
+                            "--cgroup {a:?}: an empty controller name (the form is \
+                             CONTROLLER[,CONTROLLER...]:PATH)"
+                        );
+                    }
+                    if out.iter().any(|(x, _)| x.as_deref() == Some(c)) {
+                        bail!("--cgroup {a:?}: controller {c} is given more than once");
+                    }
+                    out.push((Some(c.to_string()), path.to_string()));
+                }
+            }
+            None if args.len() == 1 => out.push((None, a.clone())),
+            None => bail!(
+                "--cgroup {a:?}: a PATH without CONTROLLER: must be the only --cgroup (with \
+                 several, give CONTROLLER:PATH each)"
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// `sub` relative to the container's cgroup, joined as runc joins it: `/` (or empty) is the
+/// container's cgroup itself, `/a` and `a` are the same sub-cgroup, and `..` may not lead out.
+fn below(sub: &str) -> Result<PathBuf> {
+    let mut parts: Vec<&str> = vec![];
+    for c in sub.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    bail!(
+                        "--cgroup {sub:?}: leads out of the container's cgroup (give a path below \
+                         it, or / for the container's cgroup itself)"
+                    );
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.iter().collect())
+}
+
+fn join_below(dir: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        dir.to_path_buf()
+    } else {
+        dir.join(rel)
+    }
+}
+
 /// The cgroup directories the new process goes to (v1 hierarchies, cgroup2): the container's,
-/// or with `--cgroup` its existing sub-cgroups.
+/// or with `--cgroup` its existing sub-cgroups (`subs` from `parse_cgroup_args`).
 fn cgroup_targets(
     cg: &CgroupState,
     subs: &[(Option<String>, String)],
 ) -> Result<(Vec<PathBuf>, Option<PathBuf>)> {
-    for (_, s) in subs {
-        let p = Path::new(s);
-        if s.is_empty()
-            || p.components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            bail!("--cgroup {s:?}: must be a relative path below the container's cgroup");
+    let mut rels = Vec::with_capacity(subs.len());
+    for (c, s) in subs {
+        rels.push((c.as_deref(), below(s)?));
+    }
+    let named = |key: &str, c: &str| key.split(',').any(|k| k == c || k == format!("name={c}"));
+    for (c, _) in &rels {
+        if let Some(c) = c {
+            if cg.mode == crate::cgroups::Mode::V2 {
+                bail!(
+                    "--cgroup {c}:...: this host has cgroup v2 only: give one --cgroup PATH, \
+                     without a controller"
+                );
+            }
+            if !cg.v1.keys().any(|k| named(k, c)) {
+                bail!("--cgroup {c}:...: no such cgroup v1 controller on this host");
+            }
         }
     }
-    let all = subs.iter().find(|(c, _)| c.is_none()).map(|(_, s)| s);
+    let all = rels.iter().find(|(c, _)| c.is_none()).map(|(_, r)| r);
     let mut out = vec![];
-    let mut v2 = None;
     for (key, dir) in &cg.v1 {
-        let named = subs.iter().find(|(c, _)| {
-            c.as_deref()
-                .is_some_and(|c| key.split(',').any(|k| k == c || k == format!("name={c}")))
-        });
-        match named.map(|(_, s)| s).or(all) {
-            Some(s) => out.push(dir.join(s)),
-            None => out.push(dir.clone()),
+        let mut pick: Option<&PathBuf> = None;
+        for (c, r) in &rels {
+            if let Some(c) = c
+                && named(key, c)
+            {
+                if pick.is_some_and(|p| p != r) {
+                    bail!("--cgroup: the controllers of hierarchy {key} are given different paths");
+                }
+                pick = Some(r);
+            }
         }
-    }
-    if let Some(d) = &cg.v2 {
-        let named = subs.iter().any(|(c, _)| c.is_some());
-        if named && cg.mode == crate::cgroups::Mode::V2 {
-            bail!("--cgroup: on cgroup v2 give a path without a controller");
-        }
-        v2 = Some(match all {
-            Some(s) => d.join(s),
-            None => d.clone(),
+        out.push(match pick.or(all) {
+            Some(r) => join_below(dir, r),
+            None => dir.clone(),
         });
     }
-    for (c, _) in subs {
-        if let Some(c) = c
-            && !cg.v1.keys().any(|k| {
-                k.split(',')
-                    .any(|x| x == c.as_str() || x == format!("name={c}"))
-            })
-        {
-            bail!("--cgroup {c}:...: no such cgroup controller on this host");
-        }
-    }
+    let v2 = cg.v2.as_ref().map(|d| match all {
+        Some(r) => join_below(d, r),
+        None => d.clone(),
+    });
     Ok((out, v2))
 }
 
@@ -380,11 +439,13 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
                 let _ = waitpid(Pid::from_raw(first), None);
                 guard.pids.retain(|&x| x != first);
             }
-            Msg::SeccompListener => {
-                super::forward_seccomp_listener(spec, fd, &c.oci_state(Status::Running))?;
-                parent_ch.send(&Msg::Go)?;
+            Msg::Ready => {
+                // With a seccomp notify filter its listener comes with `ready`.
+                if fd.is_some() {
+                    super::forward_seccomp_listener(spec, fd, &c.oci_state(Status::Running))?;
+                }
+                ready = true;
             }
-            Msg::Ready => ready = true,
             Msg::Error(e) => bail!("{e}"),
             other => bail!("unexpected message from the exec'd process: {other:?}"),
         }
@@ -510,24 +571,20 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
     if let Some(c) = &plan.caps {
         caps::drop_bounding(c)?;
     }
-    // Every descriptor above the preserved ones gets CLOEXEC before any seccomp filter could
-    // deny close_range (done again right before exec for anything opened since).
-    if plan.seccomp.is_some() {
-        let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
-    }
-    // Without noNewPrivileges the filter goes in before the privileges are dropped (as runc).
-    let mut listener: Option<OwnedFd> = None;
-    if let Some(f) = &plan.seccomp
-        && !plan.no_new_privs
-    {
-        listener = f.load()?;
-    }
+    // The seccomp filter is loaded last, right before the exec: no syscall of berth's own
+    // comes after it but execve (with a notify filter, the sendmsg of `ready` with its
+    // listener before), so a profile cannot break the setup by denying one.
     child::switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
     // A credential change resets both of these.
     set_dumpable(false)?;
     die_with_parent(berth)?;
-    if let Some(c) = &plan.caps {
-        caps::apply(c)?;
+    // Without noNewPrivileges loading the filter takes CAP_SYS_ADMIN: kept effective until then
+    // (caps::apply says why that ends at the exec).
+    let keep_admin = plan.seccomp.is_some() && !plan.no_new_privs;
+    match &plan.caps {
+        Some(c) => caps::apply(c, keep_admin)?,
+        None if keep_admin && plan.uid != 0 => caps::raise_admin()?,
+        None => {}
     }
     if !cwd_ok_as_root {
         nix::unistd::chdir(&plan.cwd)
@@ -548,29 +605,26 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
         .filter_map(|e| CString::new(e.as_str()).ok())
         .collect();
     crate::security::labels::apply_exec_labels(&plan.label_spec)?;
-    if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs) {
-        listener = f.load()?;
-    }
-    if let Some(l) = listener.take() {
-        sync.send_with_fd(&Msg::SeccompListener, Some(l.as_raw_fd()))?;
-        request_go(sync)?;
-    }
+    let program = super::trampoline::Exec::new(plan.trampoline.as_ref(), &exe, &plan.args, &envp);
     crate::sys::set_pdeathsig(None).map_err(|e| anyhow!("prctl: {e}"))?;
-    sync.send(&Msg::Ready)?;
 
     // Signals: the mask and ignored dispositions survive exec; give the process defaults.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
-    let err = super::trampoline::execve(plan.trampoline.as_ref(), &exe, &plan.args, &envp);
-    bail!("exec {}: {err}", exe.to_string_lossy())
-}
-
-fn request_go(sync: &Channel) -> Result<()> {
-    match sync.recv()? {
-        Some((Msg::Go, _)) => Ok(()),
-        Some((Msg::Abort(why), _)) => bail!("{why}"),
-        _ => bail!("berth went away"),
+    match &plan.seccomp {
+        // The listener goes to berth with `ready`; the filter must be loaded to make it.
+        Some(f) if f.wants_notify() => {
+            let l = f.load()?;
+            sync.send_with_fd(&Msg::Ready, l.as_ref().map(|l| l.as_raw_fd()))?;
+        }
+        Some(f) => {
+            sync.send(&Msg::Ready)?;
+            f.load()?;
+        }
+        None => sync.send(&Msg::Ready)?,
     }
+    let err = program.exec();
+    bail!("exec {}: {err}", exe.to_string_lossy())
 }

@@ -48,6 +48,8 @@ pub struct Options {
 
 pub struct Created {
     pub container: Container,
+    /// The config has a `process` (without one the container cannot be started).
+    has_process: bool,
     /// The pty master, when `console_relay` was asked for.
     pub console_master: Option<OwnedFd>,
     /// With `start_by_socket`: the channel the container's process waits on instead of the
@@ -60,6 +62,9 @@ impl Created {
     /// (`hooks`: those of the config this container was created from).
     pub fn start(&mut self, hooks: Option<&oci_spec::runtime::Hooks>) -> Result<()> {
         let id = &self.container.state.id;
+        if !self.has_process {
+            bail!("{}", no_process(id));
+        }
         let ch = self
             .start
             .take()
@@ -69,6 +74,14 @@ impl Created {
         })?;
         crate::container::lifecycle::poststart(&self.container, Some(hooks))
     }
+}
+
+/// Why a container created from a config without `process` cannot be started.
+pub fn no_process(id: &str) -> String {
+    format!(
+        "cannot start container {id:?}: its config.json has no process (start needs process: \
+         the program to run); delete it and create it from a config with one"
+    )
 }
 
 /// Per-phase timings for `--debug`.
@@ -297,10 +310,24 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     let (parent_ch, child_ch) = sync::pair()?;
 
     // ---- the fork ----
-    let (forked, v2_placed) = clone::clone(plan.clone_flags, placement.clone_into())?;
+    // The child starts with its working directory in the rootfs, entered here with berth's
+    // privileges: it reaches the rootfs from there, so directories above it that the
+    // container's root cannot search (a bundle under a 0700 directory, with a user namespace)
+    // do not stop it. berth's own working directory is restored right after the fork.
+    let own_cwd = enter_rootfs(&bundle.rootfs);
+    let cloned = clone::clone(plan.clone_flags, placement.clone_into());
+    if !matches!(cloned, Ok((clone::Forked::Child, _)))
+        && let Some(cwd) = &own_cwd
+    {
+        nix::unistd::fchdir(cwd).map_err(|e| anyhow!("returning to the working directory: {e}"))?;
+    }
+    let (forked, v2_placed) = cloned?;
     let child_pid = match forked {
         clone::Forked::Child => {
             drop(parent_ch);
+            // A descriptor of a host directory: not for the container.
+            let cwd_is_rootfs = own_cwd.is_some();
+            drop(own_cwd);
             let Some(cg_state) = rb.cgroup.as_ref().map(|d| d.state()) else {
                 unreachable!("the cgroup driver is set before the clone")
             };
@@ -317,10 +344,12 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 placement: &placement,
                 v2_placed,
                 state: &st,
+                cwd_is_rootfs,
             })
         }
         clone::Forked::Parent(pid) => pid,
     };
+    drop(own_cwd);
     drop(child_ch);
     drop(relay_child);
     drop(fifo);
@@ -357,6 +386,13 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 ph.mark("id maps");
                 parent_ch.send(&Msg::Go)?;
             }
+            Msg::TimeOffsets => {
+                for off in &plan.time_offsets {
+                    crate::procfs::write(&format!("{child_pid}/timens_offsets"), off)
+                        .map_err(|e| anyhow!("linux.timeOffsets: writing {off:?}: {e}"))?;
+                }
+                parent_ch.send(&Msg::Go)?;
+            }
             Msg::NetDevices => {
                 netdev::move_all(&plan.net_devices, child_pid)?;
                 ph.mark("net devices");
@@ -390,17 +426,19 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 parent_ch.send(&Msg::HooksDone(container_pid))?;
                 ph.mark("runtime hooks");
             }
-            Msg::SeccompListener => {
-                let mut s2 = st.clone();
-                s2.pid = container_pid;
-                let c = Container {
-                    dir: dir.clone(),
-                    state: s2,
-                };
-                forward_seccomp_listener(spec, fd, &c.oci_state(Status::Creating))?;
-                parent_ch.send(&Msg::Go)?;
+            Msg::Ready => {
+                // With a seccomp notify filter its listener comes with `ready`.
+                if fd.is_some() {
+                    let mut s2 = st.clone();
+                    s2.pid = container_pid;
+                    let c = Container {
+                        dir: dir.clone(),
+                        state: s2,
+                    };
+                    forward_seccomp_listener(spec, fd, &c.oci_state(Status::Creating))?;
+                }
+                break;
             }
-            Msg::Ready => break,
             Msg::Error(e) => {
                 bail!("{e}");
             }
@@ -438,6 +476,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     rb.armed = false;
     Ok(Created {
         container: c,
+        has_process: plan.has_process,
         console_master,
         start: opts.start_by_socket.then_some(parent_ch),
     })
@@ -445,6 +484,19 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
 
 /// The name of `uid` from /etc/passwd (berth runs as root: no NSS round trips through nscd and
 /// nsswitch.conf for the `owner` field), or the number.
+/// chdir into the rootfs; berth's own working directory (to go back to) if that worked. If it
+/// did not, the child reaches the rootfs by its path (and says what is wrong with it).
+fn enter_rootfs(rootfs: &Path) -> Option<OwnedFd> {
+    let own = nix::fcntl::open(
+        ".",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    nix::unistd::chdir(rootfs).ok()?;
+    Some(own)
+}
+
 pub(crate) fn user_name(uid: u32) -> String {
     child::passwd_field(uid, 0).unwrap_or_else(|| uid.to_string())
 }

@@ -3,8 +3,12 @@
 //! config-linux.md says. rtnetlink is spoken directly: a few fixed-layout messages, so no
 //! netlink crate (and its async runtime) is pulled in.
 //!
+//! The container's network namespace may be new or joined by path (`linux.namespaces`): the
+//! devices go into whichever the container's process is in once it has joined or made it.
+//!
 //! The runtime-spec forbids moving devices back on delete: when the namespace goes away the
-//! kernel returns physical devices to the host and destroys virtual ones.
+//! kernel returns physical devices to the host and destroys virtual ones (a joined namespace
+//! keeps them as long as it lives).
 
 use anyhow::{Result, anyhow, bail};
 use nix::sched::{CloneFlags, setns};

@@ -46,6 +46,10 @@ impl Rlimit {
 pub struct Plan {
     /// The sealed memfd the container's program is exec'd through (CVE-2019-5736).
     pub trampoline: Option<std::os::fd::OwnedFd>,
+    /// `process` is in the config. Without it (allowed for create, config.md) the container's
+    /// first process is set up as far as the namespaces, mounts and hooks go, then waits to be
+    /// killed: `start` fails naming `process`.
+    pub has_process: bool,
     pub terminal: bool,
     /// CLONE_NEW* flags for clone3 itself.
     pub clone_flags: libc::c_int,
@@ -55,6 +59,9 @@ pub struct Plan {
     pub unshare_flags: libc::c_int,
     pub new_userns: bool,
     pub in_userns: bool,
+    /// A mount namespace (new or joined). Without one the container shares berth's: its mounts
+    /// are made there, exactly those config.json lists, and the rootfs is entered with chroot.
+    pub mount_ns: bool,
     pub cgroup_ns: bool,
     /// A new pid namespace made by unshare + fork in the child, or a joined pid namespace, or
     /// a time namespace: the container process is the child's child.
@@ -106,6 +113,54 @@ fn intel_rdt_unsupported() -> Result<()> {
     )
 }
 
+/// Without a mount namespace the container shares the runtime's (runtime-spec: a namespace
+/// type not listed is inherited). The mounts config.json lists are made there, and nothing
+/// else: berth does not bind the rootfs onto itself nor change any propagation, and enters the
+/// rootfs with chroot. What would need more is refused: masked and read-only paths (as runc:
+/// "unable to restrict sys entries without a private MNT namespace"), a read-only root (a
+/// read-only bind of the rootfs; runc silently ignores it) and rootfsPropagation (it would
+/// change the runtime's own mounts).
+fn no_mount_namespace(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let hint = "without a mount namespace the container shares berth's; add {\"type\": \"mount\"} \
+                to linux.namespaces";
+    let linux = spec.linux().as_ref();
+    for (field, list) in [
+        ("maskedPaths", linux.and_then(|l| l.masked_paths().as_ref())),
+        (
+            "readonlyPaths",
+            linux.and_then(|l| l.readonly_paths().as_ref()),
+        ),
+    ] {
+        if list.is_some_and(|v| !v.is_empty()) {
+            bail!(
+                "linux.{field}: needs a mount namespace of the container (they would be \
+                 mounted over the runtime's own paths): {hint}, or remove linux.{field}"
+            );
+        }
+    }
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly().unwrap_or(false))
+    {
+        bail!(
+            "root.readonly: needs a mount namespace of the container (a read-only root is a \
+             read-only bind mount of the rootfs, which config.json does not list): {hint}, or set \
+             root.readonly to false"
+        );
+    }
+    if linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .is_some_and(|p| !p.is_empty())
+    {
+        bail!(
+            "linux.rootfsPropagation: needs a mount namespace of the container (it would change \
+             the propagation of the runtime's own mounts): {hint}, or remove it"
+        );
+    }
+    Ok(())
+}
+
 fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
     match t {
         LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
@@ -144,10 +199,8 @@ pub fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
 impl Plan {
     pub fn new(bundle: &Bundle, opts: &Options) -> Result<Plan> {
         let spec = &bundle.spec;
-        let process = spec
-            .process()
-            .as_ref()
-            .ok_or_else(|| anyhow!("process: missing (create needs a process to run)"))?;
+        // Optional for create (config.md); `start` refuses a container without it.
+        let process = spec.process().as_ref();
         crate::security::labels::validate(spec)?;
         let linux = spec.linux().as_ref();
         if linux.and_then(|l| l.intel_rdt().as_ref()).is_some() {
@@ -195,7 +248,7 @@ impl Plan {
             }
         }
         if !mount_ns {
-            bail!("linux.namespaces: berth needs a mount namespace (add {{\"type\": \"mount\"}})");
+            no_mount_namespace(spec)?;
         }
         joins.sort_by_key(|(t, _, _)| match t {
             LinuxNamespaceType::User => 0,
@@ -244,20 +297,25 @@ impl Plan {
                 ));
             }
         }
-        let user = process.user();
+        let user = process.map(|p| p.user().clone()).unwrap_or_default();
         let mut rlimits = vec![];
-        for r in process.rlimits().iter().flatten() {
+        for r in process
+            .and_then(|p| p.rlimits().as_ref())
+            .into_iter()
+            .flatten()
+        {
             rlimits.push(Rlimit::from_spec(r));
         }
-        let args = args_cstrings(process.args().as_deref())?;
-        let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+        let args = args_cstrings(process.and_then(|p| p.args().as_deref()))?;
+        let mut env: Vec<String> = process.and_then(|p| p.env().clone()).unwrap_or_default();
         for (i, e) in env.iter().enumerate() {
             if e.contains('\0') {
                 bail!("process.env[{i}]: contains a NUL byte");
             }
         }
         let mut preserve_fds = opts.preserve_fds;
-        if let Ok(n) = std::env::var("LISTEN_FDS")
+        if process.is_some()
+            && let Ok(n) = std::env::var("LISTEN_FDS")
             && let Ok(n) = n.parse::<u32>()
         {
             preserve_fds += n;
@@ -326,17 +384,19 @@ impl Plan {
             .any(|x| x.as_ref().is_some_and(|v| !v.is_empty()))
         });
         Ok(Plan {
-            trampoline: if crate::security::labels::has_exec_label(spec) {
+            trampoline: if process.is_none() || crate::security::labels::has_exec_label(spec) {
                 None
             } else {
                 super::trampoline::prepare()
             },
-            terminal: process.terminal().unwrap_or(false),
+            has_process: process.is_some(),
+            terminal: process.and_then(|p| p.terminal()).unwrap_or(false),
             clone_flags,
             joins,
             unshare_flags,
             new_userns,
             in_userns,
+            mount_ns,
             cgroup_ns,
             second_fork,
             time_ns,
@@ -345,8 +405,7 @@ impl Plan {
             uid_maps,
             gid_maps,
             caps: process
-                .capabilities()
-                .as_ref()
+                .and_then(|p| p.capabilities().as_ref())
                 .map(|c| caps::from_spec(c, in_userns)),
             rlimits,
             uid: user.uid(),
@@ -355,13 +414,16 @@ impl Plan {
             umask: user.umask().unwrap_or(0o022),
             args,
             env,
-            cwd: process.cwd().clone(),
-            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            cwd: process.map_or_else(|| PathBuf::from("/"), |p| p.cwd().clone()),
+            no_new_privs: process.and_then(|p| p.no_new_privileges()).unwrap_or(false),
             seccomp,
-            oom_score_adj: process.oom_score_adj(),
+            oom_score_adj: process.and_then(|p| p.oom_score_adj()),
             has_hooks,
             preserve_fds,
-            attrs: super::procattr::Attrs::new(spec, process)?,
+            attrs: match process {
+                Some(p) => super::procattr::Attrs::new(spec, p)?,
+                None => super::procattr::Attrs::default(),
+            },
             net_devices,
             idmap_userns,
         })

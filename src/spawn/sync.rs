@@ -17,13 +17,15 @@ pub enum Msg {
     UserNs,
     /// The child is in its final network namespace: move `linux.netDevices` into it, then Go.
     NetDevices,
+    /// The child made the container's time namespace (nothing is in it yet): write
+    /// `linux.timeOffsets` to its /proc/<pid>/timens_offsets, then Go.
+    TimeOffsets,
     /// The intermediate process forked the container process (host pid).
     Pid(i32),
     /// The rootfs is mounted: run prestart and createRuntime hooks now.
     RunHooks,
-    /// A seccomp notify listener fd comes with this message, for `listenerPath`.
-    SeccompListener,
-    /// Everything is set up; the process waits on the exec fifo.
+    /// Everything is set up; the process waits on the exec fifo. With a seccomp notify filter
+    /// its listener comes with this message (SCM_RIGHTS), for `listenerPath`.
     Ready,
     /// Setup failed; the message is the reason.
     Error(String),

@@ -97,31 +97,63 @@ pub fn prepare() -> Option<OwnedFd> {
     Some(fd)
 }
 
-/// Exec `exe` with `args` and `envp` through the trampoline when there is one; returns only on
-/// failure. If the trampoline itself cannot be exec'd (a seccomp profile, a noexec policy), the
-/// program is exec'd directly.
-pub fn execve(
-    tramp: Option<&OwnedFd>,
-    exe: &CStr,
-    args: &[CString],
-    envp: &[CString],
-) -> nix::errno::Errno {
-    if let Some(t) = tramp {
-        let mut targv: Vec<&CStr> = Vec::with_capacity(args.len() + 2);
-        targv.push(c"berth-exec");
-        targv.push(exe);
-        targv.extend(args.iter().map(|a| a.as_c_str()));
-        // execve(2) through /proc/self/fd, not execveat(2): a profile that lets the container
-        // run programs allows execve; execveat is the fallback where /proc is not mounted.
-        let path = CString::new(format!("/proc/self/fd/{}", t.as_raw_fd())).unwrap_or_default();
-        let Err(e) = nix::unistd::execve(&path, &targv, envp);
-        if e == nix::errno::Errno::ENOENT {
-            let Err(_) =
-                nix::unistd::execveat(t, c"", &targv, envp, nix::fcntl::AtFlags::AT_EMPTY_PATH);
+/// The execs that start the container's program, prepared before the last steps of the setup
+/// (`sys::PreparedExec`): through the trampoline when there is one, else (or if that fails) the
+/// program directly.
+pub struct Exec<'a> {
+    tramp: Option<(crate::sys::PreparedExec, &'a OwnedFd)>,
+    direct: crate::sys::PreparedExec,
+}
+
+impl<'a> Exec<'a> {
+    pub fn new(
+        tramp: Option<&'a OwnedFd>,
+        exe: &CStr,
+        args: &[CString],
+        envp: &[CString],
+    ) -> Exec<'a> {
+        let tramp = tramp.map(|t| {
+            let mut targv: Vec<CString> = Vec::with_capacity(args.len() + 2);
+            targv.push(c"berth-exec".to_owned());
+            targv.push(exe.to_owned());
+            targv.extend(args.iter().cloned());
+            // execve(2) through /proc/self/fd, not execveat(2): a profile that lets the
+            // container run programs allows execve; execveat is the fallback where /proc is
+            // not mounted.
+            let path = CString::new(format!("/proc/self/fd/{}", t.as_raw_fd())).unwrap_or_default();
+            (crate::sys::PreparedExec::new(path, targv, envp.to_vec()), t)
+        });
+        Exec {
+            tramp,
+            direct: crate::sys::PreparedExec::new(exe.to_owned(), args.to_vec(), envp.to_vec()),
         }
     }
-    let Err(e) = nix::unistd::execve(exe, args, envp);
-    e
+
+    /// The program, for messages.
+    pub fn name(&self) -> String {
+        self.direct.path().to_string_lossy().into_owned()
+    }
+
+    /// Exec; returns only on failure. If the trampoline itself cannot be exec'd (a seccomp
+    /// profile, a noexec policy), the program is exec'd directly. On the way that works, the
+    /// only system call is one execve.
+    pub fn exec(&self) -> nix::errno::Errno {
+        if let Some((t, fd)) = &self.tramp {
+            let e = t.exec();
+            if e == nix::errno::Errno::ENOENT {
+                let targv: Vec<&CStr> = t.args().iter().map(|a| a.as_c_str()).collect();
+                let envp: Vec<&CStr> = t.env().iter().map(|e| e.as_c_str()).collect();
+                let Err(_) = nix::unistd::execveat(
+                    fd,
+                    c"",
+                    &targv,
+                    &envp,
+                    nix::fcntl::AtFlags::AT_EMPTY_PATH,
+                );
+            }
+        }
+        self.direct.exec()
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +177,7 @@ mod tests {
                     CString::new("uno").unwrap(),
                 ];
                 let env = [CString::new("X=two").unwrap()];
-                super::execve(Some(&t), &sh, &args, &env);
+                super::Exec::new(Some(&t), &sh, &args, &env).exec();
                 unsafe { libc::_exit(99) }
             }
             nix::unistd::ForkResult::Parent { child } => {
