@@ -34,9 +34,10 @@ use crate::logger;
     disable_version_flag = true
 )]
 struct Cli {
-    /// Directory for the containers' state
-    #[arg(long, default_value = "/run/berth", value_name = "DIR")]
-    root: PathBuf,
+    /// Directory for the containers' state (default /run/berth; $XDG_RUNTIME_DIR/berth when
+    /// rootless)
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
     /// Write log lines to this file (default: stderr)
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
@@ -139,17 +140,14 @@ pub fn main() -> Result<i32> {
             "--systemd-cgroup: the systemd cgroup driver is not supported yet; run without it (cgroupfs driver)"
         );
     }
-    let rootless = match cli.rootless.as_deref() {
-        None | Some("auto") => !nix::unistd::geteuid().is_root(),
-        Some("true") => true,
-        Some("false") => false,
-        Some(other) => bail!("--rootless: {other:?} is not one of true, false, auto"),
+    crate::rootless::decide(cli.rootless.as_deref())?;
+    let root = match (cli.root, &cmd) {
+        (Some(r), _) => r,
+        // These two keep no state.
+        (None, Cmd::Spec(_) | Cmd::Features(_)) => PathBuf::from("/run/berth"),
+        (None, _) => crate::rootless::default_root()?,
     };
-    let is_spec = matches!(cmd, Cmd::Spec(_));
-    if rootless && !is_spec {
-        bail!("rootless containers are not supported yet: run berth as root");
-    }
-    let g = Global { root: cli.root };
+    let g = Global { root };
     match cmd {
         Cmd::Create(a) => create::run(&g, a),
         Cmd::Start(a) => start::run(&g, a),

@@ -206,12 +206,19 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         user_name(nix::unistd::geteuid().as_raw()),
     );
     let spec = &bundle.spec;
-    let mgr = Manager::new(
+    let mut mgr = Manager::new(
         spec.linux()
             .as_ref()
             .and_then(|l| l.cgroups_path().as_deref()),
         &opts.id,
     )?;
+    // Rootless without a cgroup it may make: the container stays in the caller's cgroups,
+    // which `mgr` then only names (for a cgroup mount); nothing is created or removed.
+    let own_cgroup = !crate::rootless::enabled() || mgr.writable();
+    if !own_cgroup {
+        crate::rootless::check_no_cgroup(spec.linux().as_ref())?;
+        mgr = Manager::new(Some(Path::new("")), &opts.id)?;
+    }
     let mut st = State {
         id: opts.id.clone(),
         status: Status::Creating,
@@ -224,8 +231,8 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         created: logger::rfc3339_now(),
         owner,
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: Some(mgr.state().clone()),
-        rootless: false,
+        cgroup: own_cgroup.then(|| mgr.state().clone()),
+        rootless: crate::rootless::enabled(),
     };
     let config_bytes = serde_json::to_vec(&bundle.raw)?;
     let dir = claim(root, &st, &config_bytes, !opts.start_by_socket)?;
@@ -241,17 +248,21 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     ph.mark("state");
 
     // Armed before the first mkdir, so that a create failing half way removes what it made.
-    rb.cgroup = Some(Manager::from_state(mgr.state()));
-    mgr.create()?;
-    // Always: with no linux.resources the device cgroup still gets the default rules.
-    mgr.apply(
-        &spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().clone())
-            .unwrap_or_default(),
-    )?;
-    let placement = mgr.placement()?;
+    let placement = if own_cgroup {
+        rb.cgroup = Some(Manager::from_state(mgr.state()));
+        mgr.create()?;
+        // Always: with no linux.resources the device cgroup still gets the default rules.
+        mgr.apply(
+            &spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().clone())
+                .unwrap_or_default(),
+        )?;
+        mgr.placement()?
+    } else {
+        crate::cgroups::Placement::open(&[], None)?
+    };
     ph.mark("cgroup");
 
     let fifo = match opts.start_by_socket {
