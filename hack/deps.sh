@@ -2,7 +2,7 @@
 # Install the Debian packages berth's build and tests need. Safe to run again.
 set -euo pipefail
 pkgs=(busybox-static runc crun libseccomp-dev pkg-config jq iproute2 strace bats hyperfine
-      golang-github-containers-common gcc binutils)
+      golang-github-containers-common gcc binutils uidmap passwd util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
