@@ -2,7 +2,8 @@
 # `make test` (and CI): every test suite, each in its own section, a summary at the end.
 # Sections: lint, cargo tests (real containers, as root), the spec suite side by side with
 # runc (hack/integration.sh), the engines end to end (hack/e2e/run.sh), the pure cgroup v2 VM
-# (hack/vm/run-tests.sh), the short stress run (hack/stress.sh). SKIP="e2e vm" skips sections
+# (hack/vm/run-tests.sh), the short stress run (hack/stress.sh), rootless podman
+# (hack/rootless/podman.sh). SKIP="e2e vm" skips sections
 # by name.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,8 @@ section stress env SOAK="${SOAK:-200}" CONCURRENCY="${CONCURRENCY:-40}" RACE_ROU
     RELIABILITY=0 STRESS_TIMEOUT=300 bash hack/stress.sh
 section integration bash hack/integration.sh
 section e2e bash hack/e2e/run.sh
+# Rootless podman through berth as a user made for it (the rootless cargo tests ran in cargo-test).
+section rootless-podman bash hack/rootless/podman.sh
 section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups}" bash hack/vm/run-tests.sh
 section leftovers leftovers
 echo; echo "=== summary"
