@@ -6,7 +6,7 @@
 use anyhow::{Result, anyhow, bail};
 use oci_spec::runtime::LinuxIdMapping;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static ROOTLESS: AtomicBool = AtomicBool::new(false);
 
@@ -30,9 +30,19 @@ fn own_map(file: &str) -> Vec<(u64, u64, u64)> {
 
 /// Inside a user namespace whose uid map is not the whole range (the initial namespace maps
 /// `0 0 4294967295`): one made by someone else, as runc's `userns.RunningInUserNS` decides.
+/// Read once per process (berth asks up to three times on the create path).
 pub fn in_userns() -> bool {
-    let m = own_map("/proc/self/uid_map");
-    !(m.is_empty() || m == [(0, 0, 4294967295)])
+    static CACHE: AtomicU8 = AtomicU8::new(0);
+    match CACHE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let m = own_map("/proc/self/uid_map");
+            let yes = !(m.is_empty() || m == [(0, 0, 4294967295)]);
+            CACHE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+    }
 }
 
 /// `--rootless true|false|auto` (absent = auto). Auto: rootless when the effective uid is not 0,
