@@ -7,10 +7,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 dest=${1:-$here/.cache/rootfs}
 [ -x "$dest/bin/busybox" ] && [ -f "$dest/.complete" ] && { chmod 755 "$dest"; exit 0; }
 bb=/bin/busybox
-if ! file -L "$bb" 2>/dev/null | grep -q 'statically linked' && ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
+# Debian's busybox-static is the static /bin/busybox (the `busybox` package's is dynamic).
+if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed'; then
     echo "mkrootfs: installing busybox-static" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null ||
-        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null; }
+    apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@" >/dev/null; }
+    apt_get install -y busybox-static || { apt_get update && apt_get install -y busybox-static; }
 fi
 mkdir -p "$(dirname "$dest")"
 tmp=$(mktemp -d "$(dirname "$dest")/.rootfs.XXXXXX")

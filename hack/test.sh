@@ -2,9 +2,11 @@
 # `make test` (and CI): every test suite, each in its own section, a summary at the end.
 # Sections: lint, cargo tests (real containers, as root), the spec suite side by side with
 # runc (hack/integration.sh), the engines end to end (hack/e2e/run.sh), the pure cgroup v2 VM
-# (hack/vm/run-tests.sh), the short stress run (hack/stress.sh), rootless podman
-# (hack/rootless/podman.sh). SKIP="e2e vm" skips sections
-# by name.
+# (hack/vm/run-tests.sh), the systemd + cgroup v2 guest (hack/sysvm/run-tests.sh: the engines
+# at their systemd defaults through berth, and the cgroup suites with both cgroup drivers,
+# hack/cgroup-drivers.sh), the short stress run (hack/stress.sh), Kubernetes pods through
+# containerd's CRI side by side with runc (hack/cri.sh), make install's layout, the static build
+# (hack/static.sh test), rootless podman (hack/rootless/podman.sh). SKIP="e2e vm" skips sections by name.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -12,8 +14,8 @@ export BERTH_ROOTFS=$repo/hack/.cache/rootfs
 declare -a results=()
 failed=0
 # Sections in REPORT_ONLY run and print their results, but do not fail the build (none by
-# default; e.g. REPORT_ONLY="vm" while working on something else). The integration section fails
-# iff berth fails a scenario that runc passes on this machine.
+# default; e.g. REPORT_ONLY="vm" while working on something else). The integration and cri
+# sections fail iff berth fails a scenario (check) that runc passes on this machine.
 REPORT_ONLY=${REPORT_ONLY:-""}
 section() {
     local name=$1; shift
@@ -31,7 +33,9 @@ section() {
     fi
 }
 lint() {
-    cargo fmt --all -- --check && cargo clippy --release --all-targets -q -- -D warnings
+    cargo fmt --all -- --check && cargo clippy --release --all-targets -q -- -D warnings &&
+        # the CRI client (integration/cri, its own profile) needs protoc: cri_deps installs it
+        (. hack/cri/lib.sh && cri_deps) && cargo clippy --profile cri -p berth-cri -q -- -D warnings
 }
 unit() {
     cargo test --release --workspace -- --test-threads=2
@@ -55,10 +59,22 @@ section cargo-test unit
 section stress env SOAK="${SOAK:-200}" CONCURRENCY="${CONCURRENCY:-40}" RACE_ROUNDS="${RACE_ROUNDS:-5}" \
     RELIABILITY=0 STRESS_TIMEOUT=300 bash hack/stress.sh
 section integration bash hack/integration.sh
+section cri bash hack/cri.sh
 section e2e bash hack/e2e/run.sh
 # Rootless podman through berth as a user made for it (the rootless cargo tests ran in cargo-test).
 section rootless-podman bash hack/rootless/podman.sh
-section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups}" bash hack/vm/run-tests.sh
+# make install's layout into a temporary DESTDIR, and uninstall (hack/install.sh).
+section install bash hack/install.sh check
+# make static's binary, and the lifecycle/seccomp/security suites and e2e against it.
+section static bash hack/static.sh test
+section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint}" bash hack/vm/run-tests.sh
+# The systemd + cgroup v2 guest (hack/sysvm/README.md): installs qemu, mmdebstrap & co and builds
+# the guest image on a fresh machine (~2-2.5 min), then in one boot: smoke, docker/containerd/podman
+# at their systemd defaults through berth (--systemd-cgroup), and the cgroup suites with both
+# drivers (hack/cgroup-drivers.sh; test binaries built by cargo-test). SYSVM_SUITES/SYSVM_RUNTIME
+# choose the suites and the runtime under test.
+section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh}" \
+    RUNTIME="${SYSVM_RUNTIME-$repo/target/release/berth}" bash hack/sysvm/run-tests.sh
 section leftovers leftovers
 echo; echo "=== summary"
 printf '%s\n' "${results[@]}"

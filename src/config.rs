@@ -411,6 +411,7 @@ mod fuzz {
             no_pivot: false,
             no_new_keyring: false,
             start_by_socket: false,
+            cgroup_driver: crate::cgroups::Kind::Fs,
         };
         crate::spawn::plan::Plan::new(&b, &opts)?;
         Ok(())

@@ -4,6 +4,7 @@ mod cgroups;
 mod cli;
 mod config;
 mod container;
+mod criu;
 mod hooks;
 mod logger;
 mod procfs;

@@ -179,3 +179,152 @@ pub fn join_session_keyring(name: &str) -> nix::Result<()> {
 pub fn set_pdeathsig(sig: Option<nix::sys::signal::Signal>) -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(sig)
 }
+
+/// seccomp(SECCOMP_GET_NOTIF_SIZES): succeeds where the kernel has seccomp user notification
+/// (Linux 5.0); only reads three sizes.
+pub fn seccomp_notif_sizes() -> nix::Result<()> {
+    const SECCOMP_GET_NOTIF_SIZES: libc::c_ulong = 3;
+    let mut sizes = [0u16; 3];
+    // SAFETY: the kernel writes struct seccomp_notif_sizes (three u16) into `sizes`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_NOTIF_SIZES,
+            0 as libc::c_ulong,
+            sizes.as_mut_ptr(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// pidfd_open(2) of `pid`.
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    Errno::result(r).map(|fd| {
+        // SAFETY: the kernel returned a new descriptor that we now own.
+        unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+    })
+}
+
+/// Whether `path` has the extended attribute `name` (e.g. `security.capability`).
+pub fn has_xattr(path: &Path, name: &str) -> bool {
+    let (p, n) = (cstr(path), CString::new(name).unwrap_or_default());
+    // SAFETY: valid C strings; a NULL buffer of size 0 only asks for the value's size.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+    r >= 0
+}
+
+/// Run `cmd` in a mount namespace of its own with an empty tmpfs on `dir` (e.g. so that a
+/// program's cache files there vanish with it instead of landing on the host).
+pub fn with_private_tmpfs(cmd: &mut std::process::Command, dir: &'static str) {
+    use nix::mount::{MsFlags, mount};
+    use std::os::unix::process::CommandExt;
+    let f = move || -> std::io::Result<()> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )?;
+        mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("mode=755"),
+        )?;
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec and only makes syscalls (berth
+    // is single-threaded, so nothing it would wait for is held by another thread).
+    unsafe { cmd.pre_exec(f) };
+}
+
+/// _exit(2): end a forked child at once (no atexit handlers, no destructors, no stdio flush of
+/// what it copied from the parent).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// dup2(2) with raw numbers, for a forked child arranging the descriptors of the program it
+/// is about to exec (the copy at `target` is not close-on-exec).
+pub fn dup_to(src: RawFd, target: RawFd) -> nix::Result<()> {
+    // SAFETY: dup2 only changes the descriptor table; a stale `target` is simply replaced.
+    Errno::result(unsafe { libc::dup2(src, target) }).map(drop)
+}
+
+/// A close-on-exec copy of `fd` numbered `min` or above (fcntl F_DUPFD_CLOEXEC).
+pub fn dup_cloexec_above(fd: RawFd, min: RawFd) -> nix::Result<RawFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) only adds a descriptor to the table.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+}
+
+/// One packet of a SOCK_SEQPACKET socket, whole, with the first descriptor passed along with
+/// it (SCM_RIGHTS; received close-on-exec, any further ones are closed). An empty packet
+/// list (None) means the peer closed the socket.
+pub fn recv_packet(sock: RawFd) -> nix::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recv, recvmsg};
+    let len = loop {
+        match recv(sock, &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+            Ok(n) => break n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let mut buf = vec![0u8; len.max(1)];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let n = msg.bytes;
+    let mut passed = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for f in fds {
+                // SAFETY: a descriptor just received with SCM_RIGHTS is ours alone.
+                let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                if passed.is_none() {
+                    passed = Some(owned);
+                }
+            }
+        }
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    buf.truncate(n);
+    Ok(Some((buf, passed)))
+}
+
+/// Borrow a descriptor number the caller was given (e.g. on the command line); a number that
+/// is not open makes the calls on it fail with EBADF.
+pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: I/O safety only (the number is not owned here and nothing closes it while
+    // borrowed); memory safety does not depend on it.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Take ownership of a descriptor number handed to berth to use and close (runc's
+/// `--status-fd`). The caller checked that it is open.
+pub fn take_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: berth owns the number from here on (the caller handed it over) and closes it
+    // exactly once, when the OwnedFd drops.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Send `data` with one descriptor (SCM_RIGHTS) on a socket.
+pub fn send_fd(sock: RawFd, data: &[u8], fd: RawFd) -> nix::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let fds = [fd];
+    sendmsg::<()>(
+        sock,
+        &[std::io::IoSlice::new(data)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map(drop)
+}

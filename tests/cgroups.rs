@@ -16,7 +16,7 @@ fn v2() -> bool {
 /// The container's directory for a controller (v1 hierarchy, or cgroup2 — the unified mount
 /// on a hybrid host for controllers that live only there).
 fn cgdir(env: &Env, id: &str, ctrl: &str) -> PathBuf {
-    let rel = format!("{}/{id}", env.cg_parent.trim_start_matches('/'));
+    let rel = env.cg_rel(id).trim_start_matches('/').to_string();
     let root = Path::new("/sys/fs/cgroup");
     if v2() {
         root.join(rel)
@@ -41,7 +41,7 @@ fn stderr(o: &std::process::Output) -> String {
 
 /// Every directory of the container's cgroup, in every hierarchy.
 fn all_cg_dirs(env: &Env, id: &str) -> Vec<PathBuf> {
-    let rel = format!("{}/{id}", env.cg_parent.trim_start_matches('/'));
+    let rel = env.cg_rel(id).trim_start_matches('/').to_string();
     let mut v = vec![Path::new("/sys/fs/cgroup").join(&rel)];
     for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         v.push(e.path().join(&rel));
@@ -192,21 +192,24 @@ fn pause_resume_ps_and_stats() {
     env.wait_status(&id, "running");
     let pid = env.state(&id)["pid"].as_i64().unwrap();
 
+    // Both sleeps run: the init has exec'd `sleep 1001` (the shell before it had forked the
+    // other; two processes and a command line containing "sleep 100" come before that).
+    wait_exec(pid as i32, &["sleep", "1001"]);
     // ps: json is the host pids.
-    let mut pids: Vec<i64> = vec![];
-    wait_for("two processes", || {
-        pids = serde_json::from_str(&env.ok(&["ps", "--format", "json", &id])).unwrap();
-        pids.len() == 2
-    });
+    let pids: Vec<i64> = serde_json::from_str(&env.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(pids.len(), 2, "{pids:?}");
     assert!(pids.contains(&pid), "{pids:?}");
     let table = env.ok(&["ps", &id]);
     let mut lines = table.lines();
     assert!(lines.next().unwrap().contains("PID"), "{table}");
-    assert_eq!(
-        lines.filter(|l| l.contains("sleep 100")).count(),
-        2,
-        "{table}"
-    );
+    let cmds: Vec<&str> = lines.map(|l| l.trim_end()).collect();
+    for want in ["sleep 1000", "sleep 1001"] {
+        assert_eq!(
+            cmds.iter().filter(|l| l.ends_with(want)).count(),
+            1,
+            "{table}"
+        );
+    }
 
     // events --stats: runc's shape.
     let st: Value = serde_json::from_str(&env.ok(&["events", "--stats", &id])).unwrap();
@@ -833,7 +836,7 @@ fn assert_in_every_hierarchy(pid: i32, want: &str) {
 #[test]
 fn placed_in_every_hierarchy_before_second_fork_cgroupns_and_exec() {
     let env = Env::new("cgplace");
-    let want = |id: &str| format!("{}/{id}", env.cg_parent);
+    let want = |id: &str| env.cg_rel(id);
     // A time namespace makes the container process the child of a second fork, and a cgroup
     // namespace is unshared during setup: both must happen after the placement.
     let id = env.id("a");

@@ -3,7 +3,6 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// A running container whose process sleeps (after leaving a marker in its /tmp).
 fn running(env: &Env, suffix: &str) -> (String, Bundle, i32) {
@@ -22,13 +21,9 @@ fn running(env: &Env, suffix: &str) -> (String, Bundle, i32) {
     env.create(&id, &b);
     env.ok(&["start", &id]);
     env.wait_status(&id, "running");
-    for _ in 0..400 {
-        if b.rootfs().join("tmp/marker").exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // Running is not enough: the marker is written, and the init is `sleep`, once it has exec'd.
     let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
+    wait_exec(pid, &["sleep", "1000"]);
     (id, b, pid)
 }
 
@@ -203,12 +198,21 @@ fn exec_signal_exit_and_forwarding() {
             &id,
             "sh",
             "-c",
-            "trap 'exit 42' TERM; sleep 1000 & wait",
+            "trap 'exit 42' TERM; echo ready; sleep 1000 & wait",
         ])
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Signalled once the trap is set (berth blocks the signals it forwards before its fork).
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: kill(2) of the berth process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(42));

@@ -57,16 +57,7 @@ fn run_forwards_signals_to_the_container() {
         ],
     );
     let mut child = spawn_run(&env, &id, &b);
-    env.wait_status(&id, "running");
-    for _ in 0..400 {
-        if std::fs::read_to_string(b.dir.join("stdout"))
-            .unwrap_or_default()
-            .contains("ready")
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_output(&b.dir.join("stdout"), "ready\n");
     // SAFETY: kill(2) of the berth process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();
@@ -110,10 +101,12 @@ fn container_is_pid1_with_hostname_and_namespaces() {
 fn create_start_state_kill_delete() {
     let env = Env::new("lifecycle");
     let id = env.id("a");
-    let b = env.bundle(
+    let mut b = env.bundle(
         &id,
         &["sh", "-c", "echo started > /tmp/marker; exec sleep 1000"],
     );
+    // (The default root is read-only: the marker needs a writable one.)
+    b.config["root"]["readonly"] = json!(false);
     env.create(&id, &b);
     let st = env.state(&id);
     assert_eq!(st["status"], "created");
@@ -130,17 +123,11 @@ fn create_start_state_kill_delete() {
 
     env.ok(&["start", &id]);
     env.wait_status(&id, "running");
-    for _ in 0..200 {
-        if String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
-            .contains("sleep")
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    assert!(
-        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
-            .starts_with("sleep")
+    // The user's program ran: the marker it wrote before the exec, then the exec itself.
+    wait_exec(pid, &["sleep", "1000"]);
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("tmp/marker")).unwrap(),
+        "started\n"
     );
 
     // start twice is an error
@@ -176,16 +163,17 @@ fn kill_accepts_names_and_numbers() {
         &[
             "sh",
             "-c",
-            "trap 'echo got-usr1; exit 0' USR1; while true; do sleep 0.05; done",
+            "trap 'echo got-usr1; exit 0' USR1; echo ready; while true; do sleep 0.05; done",
         ],
     );
     env.create(&id, &b);
     env.ok(&["start", &id]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Signalled once the trap is set: without it the container's init ignores SIGUSR1.
+    wait_output(&b.dir.join("stdout"), "ready\n");
     env.ok(&["kill", &id, "SIGUSR1"]);
     env.wait_status(&id, "stopped");
     let out = std::fs::read_to_string(b.dir.join("stdout")).unwrap();
-    assert_eq!(out, "got-usr1\n");
+    assert_eq!(out, "ready\ngot-usr1\n");
     let out = env.berth(&["kill", &id, "NOPE"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown signal"));
@@ -198,9 +186,28 @@ fn kill_all_and_delete_force() {
     let b = env.bundle(&id, &["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
     env.create(&id, &b);
     env.ok(&["start", &id]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The shell and both sleeps (a fixed pause would not know when they are there).
+    let mut pids: Vec<i32> = vec![];
+    for _ in 0..2000 {
+        pids = serde_json::from_str(&env.ok(&["ps", "--format", "json", &id])).unwrap();
+        if pids.len() == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(pids.len(), 3, "{pids:?}");
     env.ok(&["kill", "--all", &id, "9"]);
     env.wait_status(&id, "stopped");
+    for _ in 0..2000 {
+        if pids.iter().all(|&p| !alive(p)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "kill --all left some of {pids:?}"
+    );
     env.ok(&["delete", "--force", &id]);
     // --force on a container that is gone exits 0
     env.ok(&["delete", "--force", &id]);

@@ -392,7 +392,8 @@ fn fd_list(s: &str) -> Vec<u32> {
 
 /// The descriptors of a child of the shell (the shell's own glob holds one more while listing).
 /// The pause lets the background child finish its own stdin redirection (to /dev/null) first.
-const LIST_FDS: &str = "sleep 1 & sleep 0.2; cd /proc/$!/fd && for f in *; do echo $f; done";
+const LIST_FDS: &str =
+    "sleep 60 & sleep 0.2; cd /proc/$!/fd && for f in *; do echo $f; done; kill $!; echo listed";
 
 /// CVE-2024-21626: no descriptor of the caller reaches the container (run, create+start, exec,
 /// and exec --preserve-fds 1 which keeps exactly fd 3).
@@ -436,11 +437,16 @@ fn cve_2024_21626_no_host_fd_reaches_the_container() {
     c.args(["start", &id2]);
     with_leaked_fds(&mut c, &host_dir);
     assert!(c.stdin(Stdio::null()).status().unwrap().success());
+    // The list is complete once "listed" follows it (one line per write: a non-empty file may
+    // hold only its first lines).
     let end = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&so2).unwrap_or_default().is_empty() && Instant::now() < end {
+    while !std::fs::read_to_string(&so2)
+        .unwrap_or_default()
+        .ends_with("listed\n")
+        && Instant::now() < end
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         fd_list(&std::fs::read_to_string(&so2).unwrap()),
         vec![0, 1, 2]

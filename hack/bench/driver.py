@@ -235,8 +235,19 @@ class Runtime:
         self.seq = 0
         self.lock = threading.Lock()
 
+    @property
+    def systemd(self):
+        """With --systemd-slice, runtimes use the systemd cgroup driver, except those named *-fs
+        (berth-fs: berth's cgroupfs driver in the same guest, for comparison)."""
+        return self.b.sd_slice is not None and not self.name.endswith("-fs")
+
     def argv(self, *a):
-        return [self.path, "--root", self.root, *a]
+        return [self.path, "--root", self.root, *(["--systemd-cgroup"] if self.systemd else []), *a]
+
+    def cgroups_path(self, cid):
+        if self.systemd:
+            return f"{self.b.sd_slice}:{self.name}:{cid}"
+        return f"/{self.b.cgparent}/{cid}"
 
     def new_id(self, kind, args):
         with self.lock:
@@ -245,7 +256,7 @@ class Runtime:
             self.live.add(cid)
         bdir = os.path.join(self.b.work, "bundles", cid)
         os.makedirs(bdir)
-        cfg = make_config(self.b.rootfs, args, f"/{self.b.cgparent}/{cid}")
+        cfg = make_config(self.b.rootfs, args, self.cgroups_path(cid))
         with open(os.path.join(bdir, "config.json"), "w") as f:
             json.dump(cfg, f)
         return cid, bdir
@@ -438,6 +449,7 @@ class Bench:
         self.tput_par = a.tput_par
         self.levels = [int(x) for x in (a.levels or ("1,10,100" if a.quick else "1,100,1000")).split(",")]
         self.pop_budget = a.pop_budget or (20 if a.quick else 75)  # seconds per runtime to grow a population
+        self.sd_slice = a.systemd_slice or None
         self.rts = []
         for spec in a.runtime:
             name, path = spec.split("=", 1)
@@ -535,6 +547,30 @@ class Bench:
         for rt in self.rts:
             if rt.name in err:
                 rt.broken = err[rt.name]
+
+    def dbus_cost(self):
+        """berth's --debug phases of one create with the systemd driver: the D-Bus messages,
+        the waits for systemd (round trips) and their time."""
+        rt = next((r for r in self.ok_rts() if r.name == "berth" and r.systemd), None)
+        if rt is None:
+            return
+        cid, bdir = rt.new_id("dbg", ["/bin/true"])
+        log_path = os.path.join(bdir, "debug.log")
+        r = call([rt.path, "--root", rt.root, "--debug", "--log", log_path, "--systemd-cgroup",
+                  "create", "--bundle", bdir, cid])
+        out("berth create --systemd-cgroup, --debug phases (one sample)")
+        try:
+            with open(log_path) as f:
+                for line in f:
+                    if "create phase" in line:
+                        m = line.split("create phase", 1)[1].strip().rstrip('"}').strip()
+                        out(f"  {m}")
+        except OSError:
+            out("  (no debug log)")
+        if r.ok:
+            rt.must(call(rt.argv("delete", "--force", cid)), "delete")
+        rt.forget(cid)
+        out()
 
     def run_rss(self):
         n = max(3, self.n // 4)
@@ -790,12 +826,18 @@ class Bench:
         if not ok:
             out("no working runtime; nothing to measure")
             return 1
-        self.run_lifecycle()
-        self.run_rss()
-        self.run_run()
-        self.run_exec()
-        self.run_state_list()
-        self.run_throughput()
+        if self.sd_slice:
+            # The systemd driver (in the systemd guest): what the driver changes.
+            self.dbus_cost()
+            self.run_lifecycle()
+            self.run_run()
+        else:
+            self.run_lifecycle()
+            self.run_rss()
+            self.run_run()
+            self.run_exec()
+            self.run_state_list()
+            self.run_throughput()
         out("ratio column X/this: median of X (berth, or the first runtime that has numbers) / median of "
             "that row; for times and sizes < 1 means X is smaller/faster.")
         out(f"total bench time {time.monotonic() - t_start:.0f}s")
@@ -826,6 +868,8 @@ def main():
     ap.add_argument("--tput-rounds", type=int, default=0)
     ap.add_argument("--out", default="")
     ap.add_argument("--rsswrap", default="")
+    ap.add_argument("--systemd-slice", default="",
+                    help="use the systemd cgroup driver (runtimes named *-fs excepted), units in this slice")
     a = ap.parse_args()
     b = Bench(a)
     rc = 1

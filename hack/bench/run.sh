@@ -4,8 +4,11 @@
 #   QUICK=1 bash hack/bench/run.sh    # ~1 min smoke
 # Knobs: N= (iterations per latency figure), QUICK=1, LEVELS=1,100,1000 (state/list populations),
 #   POP_BUDGET= (s per runtime to grow a population), TPUT_TOTAL=200, TPUT_PAR=4, TPUT_ROUNDS=3,
-#   RUNTIMES="berth runc crun", BERTH=path, RUNC=path, CRUN=path, ROOTFS=dir, OUT=file (report copy),
-#   BENCH_SETTING=host (skip the private mount namespace; crun will then refuse this hybrid host).
+#   RUNTIMES="berth runc crun" (or berth-static: `make static`'s build), BERTH=path, RUNC=path, CRUN=path, ROOTFS=dir, OUT=file (report copy),
+#   BENCH_SETTING=host (skip the private mount namespace; crun will then refuse this hybrid host),
+#   SYSTEMD=1: the systemd cgroup driver (--systemd-cgroup; needs systemd as PID 1: run it in
+#   the systemd guest, `make bench` does): lifecycle and run of berth, runc and crun, and berth's
+#   cgroupfs driver in the same host as "berth-fs".
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -52,9 +55,18 @@ work=$(mktemp -d "/run/berth-bench.$runid.XXXX")
 
 declare -A path=(
     [berth]=${BERTH:-$repo/target/release/berth}
+    [berth-static]=${BERTH_STATIC:-$repo/target/static/berth}
+    [berth-fs]=${BERTH:-$repo/target/release/berth}
     [runc]=${RUNC:-/usr/sbin/runc}
     [crun]=${CRUN:-/usr/bin/crun}
 )
+sdslice=""
+if [ "${SYSTEMD:-0}" = 1 ]; then
+    [ -d /run/systemd/system ] || { echo "bench: SYSTEMD=1 needs systemd as PID 1 (make bench runs it in the systemd guest)" >&2; exit 1; }
+    # A test-only slice (no dashes: they would nest it), stopped at the end.
+    sdslice="berthbench${runid}.slice"
+    RUNTIMES=${RUNTIMES:-berth runc crun berth-fs}
+fi
 rtargs=()
 for rt in ${RUNTIMES:-berth runc crun}; do
     p=${path[$rt]:-}
@@ -79,6 +91,10 @@ cleanup() {
             timeout 30 "$p" --root "$d" delete --force "$id" >/dev/null 2>&1
         done
     done
+    if [ -n "$sdslice" ]; then
+        systemctl stop "$sdslice" >/dev/null 2>&1
+        systemctl reset-failed "$sdslice" >/dev/null 2>&1
+    fi
     for tries in 1 2 3 4 5; do
         local left=0
         for d in /sys/fs/cgroup/*/"$cgparent"; do
@@ -116,6 +132,6 @@ fi
 pyargs=(--rsswrap "$rsswrap" --work "$work" --rootfs "$rootfs" --cgparent "$cgparent" --runid "$runid" --setting "$setting"
     "${rtargs[@]}" --n "${N:-0}" --levels "${LEVELS:-}" --pop-budget "${POP_BUDGET:-0}"
     --tput-total "${TPUT_TOTAL:-0}" --tput-par "${TPUT_PAR:-4}" --tput-rounds "${TPUT_ROUNDS:-0}"
-    --out "${OUT:-}")
+    --out "${OUT:-}" --systemd-slice "$sdslice")
 [ "${QUICK:-0}" = 1 ] && pyargs+=(--quick)
 python3 "$here/driver.py" "${pyargs[@]}"

@@ -65,7 +65,8 @@ suite_containerd() {
     local D=$W/c NS=$TAG IMG=localhost/be2e-busybox:latest
     CTR="ctr --address $D/containerd.sock -n $NS"
     local RT="--runc-binary $WRAP --runc-root $D/rt-root --fifo-dir $D/fifo"
-    local LONG='trap "echo usr1 >/tmp/usr1" USR1; trap "exit 0" TERM; while :; do sleep 0.2; done'
+    # /tmp/ready: the traps are set (RUNNING comes before the shell has run a line of it).
+    local LONG='trap "echo usr1 >/tmp/usr1" USR1; trap "exit 0" TERM; touch /tmp/ready; while :; do sleep 0.2; done'
 
     mark ctr-daemon-start
     if containerd_start "$D"; then
@@ -174,9 +175,11 @@ suite_containerd() {
     fi
 
     mark ctr-kill-signal
-    run_cmd 30 $CTR task kill -s SIGUSR1 c-long
     local got=
-    # the trap writes /tmp/usr1 inside the container: read it through /proc/<pid>/root
+    # the signal is sent once the trap is set (/tmp/ready); the trap writes /tmp/usr1 inside the
+    # container: both are read through /proc/<pid>/root
+    wait_until 10 test -e "/proc/$ipid/root/tmp/ready"
+    run_cmd 30 $CTR task kill -s SIGUSR1 c-long
     wait_until 5 test -s "/proc/$ipid/root/tmp/usr1" && got=yes
     if [ $CHECK_RC = 0 ] && [ "$got" = yes ] && has_call " kill c-long 10$"; then
         pass ctr-kill-signal
@@ -201,7 +204,8 @@ suite_containerd() {
     mark ctr-kill-all
     run_cmd 60 $CTR run -d $RT "$IMG" c-all /bin/sh -c 'trap "" TERM; sleep 1000 & sleep 1000 & wait'
     wait_until 10 ctr_task_is c-all RUNNING
-    sleep 0.3
+    # all three processes (the shell and its two sleeps) are there before the kill
+    wait_until 10 eval '[ "$(cgroup_file "$(ctr_task_pid c-all)" pids cgroup.procs | wc -l)" = 3 ]'
     local pids
     # the container's processes, from its pids cgroup (not from the runtime's ps)
     pids=$(cgroup_file "$(ctr_task_pid c-all)" pids cgroup.procs)

@@ -8,10 +8,12 @@ make_rootfs_tar() {
     tar -C "$rootfs" --numeric-owner --exclude=./.complete -cf "$out" .
 }
 
-# make_oci_tar LAYER_TAR OUT_TAR REF_NAME: one-layer OCI layout (uncompressed layer), with the
-# annotations ctr image import uses for naming.
+# make_oci_tar LAYER_TAR OUT_TAR REF_NAME [CONFIG_JSON]: one-layer OCI layout (uncompressed
+# layer), with the annotations ctr image import uses for naming. CONFIG_JSON is the image
+# config's "config" object (default: Cmd /bin/sh, PATH, WorkingDir /).
 make_oci_tar() {
     local layer=$1 out=$2 ref=$3
+    local cfg=${4:-'{"Cmd":["/bin/sh"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"}'}
     local d
     d=$(mktemp -d "$W/oci.XXXXXX")
     mkdir -p "$d/blobs/sha256"
@@ -19,7 +21,7 @@ make_oci_tar() {
     ldig=$(sha256sum "$layer" | cut -d' ' -f1)
     lsize=$(stat -c %s "$layer")
     cp "$layer" "$d/blobs/sha256/$ldig"
-    printf '%s' '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:'"$ldig"'"]},"history":[{"created_by":"berth hack/e2e"}]}' >"$d/config.json"
+    printf '%s' '{"architecture":"amd64","os":"linux","config":'"$cfg"',"rootfs":{"type":"layers","diff_ids":["sha256:'"$ldig"'"]},"history":[{"created_by":"berth hack/e2e"}]}' >"$d/config.json"
     local cdig csize
     cdig=$(sha256sum "$d/config.json" | cut -d' ' -f1)
     csize=$(stat -c %s "$d/config.json")

@@ -9,6 +9,7 @@ engine_packages() {
             containerd) echo containerd ;;
             podman) echo podman conmon ;;
             docker) echo docker.io containerd ;;
+            criu) echo criu podman conmon containerd ;;
         esac
     done
     echo util-linux iproute2

@@ -5,6 +5,8 @@
 #   bash hack/e2e/run.sh                      # RUNTIME defaults to target/release/berth
 #   RUNTIME=/usr/sbin/runc bash hack/e2e/run.sh
 #   ENGINES="containerd podman" bash hack/e2e/run.sh
+#   ENGINES=criu ...                          # checkpoint/restore through podman and containerd
+#                                             # (needs a working CRIU: the VM guest, see hack/e2e/criu.sh)
 #   E2E_NO_SECCOMP=1 ...                      # podman/docker containers without their seccomp
 #                                             # profile (to get past a runtime lacking seccomp)
 #
@@ -34,10 +36,11 @@ DAEMON_PIDS=()
 . "$here/containerd.sh"
 . "$here/podman.sh"
 . "$here/docker.sh"
+. "$here/criu.sh"
 
 [ "$(id -u)" = 0 ] || { echo "e2e: must run as root" >&2; exit 1; }
 for e in $ENGINES; do
-    case $e in containerd|podman|docker) ;; *) echo "e2e: unknown engine '$e' (containerd podman docker)" >&2; exit 2 ;; esac
+    case $e in containerd|podman|docker|criu) ;; *) echo "e2e: unknown engine '$e' (containerd podman docker criu)" >&2; exit 2 ;; esac
 done
 
 mkdir -p "$LOGDIR" "$ART"
@@ -82,12 +85,13 @@ cleanup() {
             docker) docker_stop "$W/d" ;;
             podman) podman_teardown "$W/p" ;;
             containerd) containerd_stop "$W/c" ;;
+            criu) podman_teardown "$W/cp"; containerd_stop "$W/cc" ;;
         esac
     done
     # anything else this run started (conmon, shims) is named by its work dir: stop it by PID
     local p
     for p in $(own_processes); do stop_pid "$p" "$(cat /proc/$p/comm 2>/dev/null)"; done
-    for f in "$W"/c/containerd.log "$W"/d/ctd/containerd.log "$W"/d/dockerd.log; do
+    for f in "$W"/c/containerd.log "$W"/cc/containerd.log "$W"/d/ctd/containerd.log "$W"/d/dockerd.log; do
         [ -f "$f" ] && cp "$f" "$LOGDIR/$(echo "${f#$W/}" | tr / _)"
     done
     unmount_under "$W" || say "e2e: could not unmount: $(mounts_under "$W" | tr '\n' ' ')"
@@ -149,6 +153,7 @@ worker() {
             docker) docker_stop "$W/d" ;;
             podman) podman_teardown "$W/p" ;;
             containerd) containerd_stop "$W/c" ;;
+            criu) podman_teardown "$W/cp"; containerd_stop "$W/cc" ;;
         esac
         echo "e2e: $e: $((SECONDS - t)) s"
     done

@@ -48,56 +48,23 @@ for p in "${rw[@]}"; do
 done
 
 bash "$here/setup.sh" || { echo "vm: setup failed" >&2; exit 125; }
+. "$here/lib.sh"
 
-# Sweep what a run killed with SIGKILL (no trap runs then) left: dirs whose owner is gone.
-for d in "${TMPDIR:-/tmp}"/berth-vm.*; do
-    [ -d "$d" ] || continue
-    o=$(cat "$d/owner" 2>/dev/null || true)
-    if [ -n "$o" ] && ! kill -0 "$o" 2>/dev/null; then rm -rf "$d"; fi
-done
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-vm.XXXXXX")
-echo $$ > "$tmp/owner"
-qpid=""
-cleanup() {
-    set +e   # in an EXIT trap errexit would skip the rest
-    local pid w
-    if [ -n "$qpid" ]; then   # still running: we are interrupted or failing
-        pid=$(cat "$tmp/qemu.pid" 2>/dev/null || true)
-        [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-        kill -TERM "$qpid" 2>/dev/null   # timeout passes it on to qemu, reaps it, exits
-        ( sleep 5; kill -KILL "$qpid" 2>/dev/null ) & w=$!
-        wait "$qpid" 2>/dev/null
-        kill "$w" 2>/dev/null
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+vm_tmp_create berth-vm
+tmp=$VM_TMP
 
 out=$tmp/out
 mkdir -p "$out"
 : > "$out/stdout"; : > "$out/stderr"
-q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }   # single-quote for sh
 for n in "${!rw[@]}"; do echo "vmrw$n ${rw[$n]}"; done > "$out/vm.conf"
-{
-    while IFS= read -r -d '' kv; do
-        k=${kv%%=*}
-        [[ $k =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
-        case $k in PWD|OLDPWD|SHLVL|_|BASH_*|BASHOPTS|SHELLOPTS|TMPDIR) continue ;; esac
-        echo "export $k=$(q "${kv#*=}")"
-    done < /proc/self/environ
-    echo "cd $(q "$cwd") || exit 125"
-    printf 'exec'
-    for a in "$@"; do printf ' %s' "$(q "$a")"; done
-    echo
-} > "$out/cmd.sh"
+vm_write_cmd "$out/cmd.sh" "$cwd" "" -- "$@"
 
-args=(-M q35 -accel tcg,thread=multi -cpu max -m "$mem" -smp "$cpus"
+# shellcheck disable=SC2207
+args=(-M q35 $(vm_accel) -m "$mem" -smp "$cpus"
       -nodefaults -no-user-config -display none -no-reboot
       -kernel "$cache/vmlinux" -initrd "$cache/initramfs.cpio"
-      -append "console=ttyS0 panic=-1 quiet loglevel=4 cgroup_no_v1=all vm_stage2=$here/guest-init.sh ${VM_APPEND:-}"
-      -serial "file:$tmp/console.log" -pidfile "$tmp/qemu.pid"
+      -append "console=ttyS0 panic=-1 no_timer_check quiet loglevel=4 cgroup_no_v1=all vm_stage2=$here/guest-init.sh ${VM_APPEND:-}"
+      -serial "file:$tmp/console.log"
       -fsdev local,id=fsroot,path=/,security_model=passthrough,multidevs=remap,readonly=on
       -device virtio-9p-pci,fsdev=fsroot,mount_tag=hostroot
       -fsdev "local,id=fsout,path=$out,security_model=passthrough"
@@ -114,31 +81,6 @@ fi
 # shellcheck disable=SC2206
 [ -n "${VM_QEMU_EXTRA:-}" ] && args+=(${VM_QEMU_EXTRA})
 
-# qemu dies with us (pdeathsig on both timeout and qemu) and after $tmo seconds at the latest.
-setpriv --pdeathsig KILL -- timeout -k 5 "$tmo" \
-    setpriv --pdeathsig KILL -- qemu-system-x86_64 "${args[@]}" > "$tmp/qemu.log" 2>&1 &
-qpid=$!
-setpriv --pdeathsig KILL -- tail -q -n +1 -s 0.1 -f --pid=$qpid "$out/stdout" &
-t1=$!
-setpriv --pdeathsig KILL -- tail -q -n +1 -s 0.1 -f --pid=$qpid "$out/stderr" >&2 &
-t2=$!
-t3=""
-[ $verbose = 1 ] && { touch "$tmp/console.log"; setpriv --pdeathsig KILL -- tail -q -n +1 -s 0.1 -f --pid=$qpid "$tmp/console.log" >&2 & t3=$!; }
-qrc=0
-wait $qpid || qrc=$?
-qpid=""
-wait $t1 $t2 $t3 2>/dev/null || true
-
-if [ -s "$out/status" ]; then
-    rc=$(cat "$out/status")
-    [[ $rc =~ ^[0-9]+$ ]] || rc=125
-    exit "$rc"
-fi
-if [ $qrc = 124 ] || [ $qrc = 137 ]; then
-    echo "vm: timed out after ${tmo}s" >&2; rc=124
-else
-    echo "vm: the guest ended without an exit status (qemu status $qrc)" >&2; rc=125
-fi
-echo "--- qemu:" >&2; tail -n 20 "$tmp/qemu.log" >&2 || true
-echo "--- guest console (last 30 lines):" >&2; tail -n 30 "$tmp/console.log" >&2 || true
+rc=0
+vm_launch "$out" "$tmo" "$verbose" -- "${args[@]}" || rc=$?
 exit $rc

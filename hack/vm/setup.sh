@@ -20,7 +20,7 @@ log() { echo "vm-setup: $*" >&2; }
 # Modules the guest loads (dependencies are added from modules.dep, built-ins skipped).
 # virtio_pci: the bus; 9p/9pnet_virtio: host file shares; overlay: writable root and container
 # images; virtio_blk: the --disk device; loop/veth/bridge/bfq: tests of runtimes may want them.
-MODULES="virtio_pci 9pnet_virtio 9p overlay virtio_blk loop veth bridge bfq"
+MODULES="virtio_pci 9pnet_virtio 9p overlay virtio_blk loop veth bridge bfq crc32c_generic nf_tables nft_compat xt_mark nf_conntrack_netlink tun unix_diag inet_diag tcp_diag udp_diag raw_diag netlink_diag af_packet_diag"
 
 need_pkgs=()
 bash "$here/install-qemu.sh"

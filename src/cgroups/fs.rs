@@ -273,7 +273,7 @@ pub fn create_v2(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn enable_controllers(dir: &Path) {
+pub fn enable_controllers(dir: &Path) {
     let avail = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
     let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
     let want: Vec<String> = avail

@@ -6,10 +6,16 @@
 //! drives the same directories.
 
 pub mod bpf;
+pub mod dbus;
 pub mod devices;
+pub mod driver;
 pub mod fs;
+pub mod gvariant;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
+
+pub use driver::{Driver, Kind};
 
 use anyhow::{Result, anyhow, bail};
 use nix::sys::signal::Signal;
@@ -42,6 +48,9 @@ pub struct CgroupState {
     /// The cgroup2 directory (pure v2, or the unified part of a hybrid host).
     #[serde(default)]
     pub v2: Option<PathBuf>,
+    /// With the systemd driver: the unit that owns the cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 pub struct Manager {
@@ -77,6 +86,7 @@ impl Manager {
             path: String::new(),
             v1: BTreeMap::new(),
             v2: None,
+            systemd: None,
         };
         for m in &mounts {
             if m.v2 {
@@ -226,6 +236,12 @@ impl Manager {
         }
     }
 
+    /// The directory whose freezer stops the container (v1 freezer hierarchy, or the cgroup2
+    /// directory): CRIU freezes the container through it at checkpoint.
+    pub fn freezer_dir(&self) -> Option<PathBuf> {
+        self.freezer().map(|(d, _)| d)
+    }
+
     pub fn is_frozen(&self) -> bool {
         match self.freezer() {
             Some((d, true)) => fs::read(&d, "cgroup.freeze") == "1",
@@ -326,6 +342,9 @@ pub struct Placement {
     v1: Vec<(PathBuf, OwnedFd)>,
     /// The cgroup2 directory (for CLONE_INTO_CGROUP) and its `cgroup.procs`.
     v2: Option<(OwnedFd, PathBuf, OwnedFd)>,
+    /// berth places the process first (the systemd driver: systemd moves it into the unit):
+    /// the process waits for berth's word before joining the rest itself.
+    after_parent: bool,
 }
 
 impl Placement {
@@ -352,7 +371,24 @@ impl Placement {
             }
             None => None,
         };
-        Ok(Placement { v1, v2 })
+        Ok(Placement {
+            v1,
+            v2,
+            after_parent: false,
+        })
+    }
+
+    /// The same, once berth has placed the process (see `after_parent`).
+    pub fn after_parent(p: Placement) -> Placement {
+        Placement {
+            after_parent: true,
+            ..p
+        }
+    }
+
+    /// Must the new process wait for berth before placing itself?
+    pub fn waits_for_parent(&self) -> bool {
+        self.after_parent
     }
 
     /// The cgroup2 directory for clone3(CLONE_INTO_CGROUP).

@@ -406,7 +406,7 @@ fn memory_v1(d: &Path, m: &LinuxMemory, update: bool) -> Result<()> {
     Ok(())
 }
 
-fn check_usage(d: &Path, file: &str, limit: i64) -> Result<()> {
+pub(super) fn check_usage(d: &Path, file: &str, limit: i64) -> Result<()> {
     if let Some(u) = read_u64(d, file)
         && u >= limit as u64
     {

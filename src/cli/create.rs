@@ -35,7 +35,7 @@ pub struct Args {
     flags: CreateFlags,
 }
 
-pub fn options(id: &str, f: &CreateFlags, relay: bool) -> spawn::Options {
+pub fn options(g: &Global, id: &str, f: &CreateFlags, relay: bool) -> spawn::Options {
     spawn::Options {
         id: id.to_string(),
         pid_file: f.pid_file.clone(),
@@ -45,12 +45,13 @@ pub fn options(id: &str, f: &CreateFlags, relay: bool) -> spawn::Options {
         no_pivot: f.no_pivot,
         no_new_keyring: f.no_new_keyring,
         start_by_socket: false,
+        cgroup_driver: g.cgroup_driver,
     }
 }
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     crate::container::validate_id(&a.id)?;
     let bundle = crate::config::load(&a.flags.bundle)?;
-    spawn::create(&g.root, bundle, &options(&a.id, &a.flags, false))?;
+    spawn::create(&g.root, bundle, &options(g, &a.id, &a.flags, false))?;
     Ok(0)
 }

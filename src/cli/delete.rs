@@ -30,7 +30,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 "removing container {:?} with unreadable state: {e:#}",
                 a.id
             ));
-            lifecycle::destroy_unreadable(&g.root, &a.id)?;
+            lifecycle::destroy_unreadable(&g.root, &a.id, g.cgroup_driver)?;
             return Ok(0);
         }
         Err(e) => return Err(e),

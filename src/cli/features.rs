@@ -101,7 +101,8 @@ fn document() -> Value {
             "cgroup": {
                 "v1": true,
                 "v2": true,
-                "systemd": false,
+                // --systemd-cgroup (the system instance; not the user's yet).
+                "systemd": true,
                 "systemdUser": false,
                 "rdma": false
             },
@@ -234,6 +235,10 @@ fn annotations() -> Value {
     if let Some(c) = option_env!("BERTH_COMMIT") {
         a.insert("io.github.berth.commit".into(), c.into());
     }
+    // This build checkpoints and restores with CRIU (as runc's
+    // org.opencontainers.runc.checkpoint.enabled says of runc). Whether CRIU works on the
+    // host is another question, asked by running it: `berth checkpoint` says so when not.
+    a.insert("io.github.berth.checkpoint.enabled".into(), "true".into());
     Value::Object(a)
 }
 
@@ -249,6 +254,10 @@ mod tests {
                 .unwrap()
                 .iter()
                 .any(|c| c == "CAP_SYS_ADMIN")
+        );
+        assert_eq!(
+            d["annotations"]["io.github.berth.checkpoint.enabled"], "true",
+            "checkpoint/restore is built in"
         );
         let opts = d["mountOptions"].as_array().unwrap();
         assert!(opts.iter().any(|o| o == "rbind"));

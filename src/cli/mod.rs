@@ -1,8 +1,12 @@
 //! The command line, runc-compatible: global options (--root, --log, --debug...) before the
 //! subcommand, as runc and crun take them; one file per subcommand.
 
+mod check;
+mod checkpoint;
 mod create;
 mod delete;
+#[cfg(any(test, feature = "docs"))]
+mod docs;
 mod events;
 mod exec;
 mod features;
@@ -10,15 +14,15 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+mod restore;
 mod resume;
 mod run;
 pub(crate) mod spec;
 mod start;
 mod state;
-mod unsupported;
 mod update;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -53,9 +57,9 @@ struct Cli {
     /// Rootless mode: true, false or auto
     #[arg(long, value_name = "true|false|auto", num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
-    /// Path to criu (accepted for compatibility; checkpoint/restore is not supported yet)
-    #[arg(long, hide = true)]
-    criu: Option<String>,
+    /// The criu binary for checkpoint and restore (a name looked up in PATH, or a path)
+    #[arg(long, value_name = "PATH")]
+    criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -66,6 +70,11 @@ struct Cli {
 /// Options every command sees.
 pub struct Global {
     pub root: PathBuf,
+    /// `--criu`: the criu binary (default: criu in PATH).
+    pub criu: Option<PathBuf>,
+    /// `--systemd-cgroup`: the cgroup driver of containers this command creates (later
+    /// commands use the one recorded in the container's state).
+    pub cgroup_driver: crate::cgroups::Kind,
 }
 
 #[derive(Subcommand)]
@@ -105,14 +114,52 @@ enum Cmd {
     Events(events::Args),
     /// Describe what this runtime supports (OCI features document)
     Features(features::Args),
-    /// Checkpoint a container (not supported)
-    Checkpoint(unsupported::Args),
-    /// Restore a container (not supported)
-    Restore(unsupported::Args),
+    /// Report whether this host can run containers: kernel, cgroups, namespaces, seccomp...
+    Check(check::Args),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(checkpoint::Args),
+    /// Restore a container from a checkpoint with CRIU
+    Restore(restore::Args),
+}
+
+/// runc's Go flag parsing takes `-name` for `--name`, and containerd's runc client passes
+/// `restore ... -no-subreaper` that way. Rewritten for `restore` only, where no argument is
+/// the container's own (exec's command line must stay as given).
+fn go_style_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if !a.starts_with('-') {
+            break;
+        }
+        // A global option whose value is the next argument.
+        if matches!(a.as_ref(), "--root" | "--log" | "--log-format" | "--criu")
+            || (a == "--rootless"
+                && args
+                    .get(i + 1)
+                    .is_some_and(|v| matches!(v.to_str(), Some("true" | "false" | "auto"))))
+        {
+            i += 1;
+        }
+        i += 1;
+    }
+    if args.get(i).is_some_and(|c| c == "restore") {
+        for a in &mut args[i + 1..] {
+            if a == "-no-subreaper" {
+                *a = "--no-subreaper".into();
+            }
+        }
+    }
+    args
 }
 
 pub fn main() -> Result<i32> {
-    let cli = match Cli::try_parse() {
+    // Man pages and completions: only in a build with the `docs` feature (see docs.rs).
+    #[cfg(feature = "docs")]
+    if let Some(r) = docs::main_if_asked() {
+        return r;
+    }
+    let cli = match Cli::try_parse_from(go_style_args(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -135,19 +182,23 @@ pub fn main() -> Result<i32> {
         let _ = Cli::command().print_help();
         return Ok(1);
     };
-    if cli.systemd_cgroup {
-        bail!(
-            "--systemd-cgroup: the systemd cgroup driver is not supported yet; run without it (cgroupfs driver)"
-        );
-    }
-    crate::rootless::decide(cli.rootless.as_deref())?;
+    let rootless = crate::rootless::decide(cli.rootless.as_deref())?;
     let root = match (cli.root, &cmd) {
         (Some(r), _) => r,
-        // These two keep no state.
-        (None, Cmd::Spec(_) | Cmd::Features(_)) => PathBuf::from("/run/berth"),
+        // These keep no state.
+        (None, Cmd::Spec(_) | Cmd::Features(_) | Cmd::Check(_)) => PathBuf::from("/run/berth"),
         (None, _) => crate::rootless::default_root()?,
     };
-    let g = Global { root };
+    let g = Global {
+        root,
+        criu: cli.criu,
+        // A rootless caller's systemd is the user's own instance (as runc: the session bus).
+        cgroup_driver: match (cli.systemd_cgroup, rootless) {
+            (false, _) => crate::cgroups::Kind::Fs,
+            (true, false) => crate::cgroups::Kind::Systemd(crate::cgroups::dbus::Bus::System),
+            (true, true) => crate::cgroups::Kind::Systemd(crate::cgroups::dbus::Bus::User),
+        },
+    };
     match cmd {
         Cmd::Create(a) => create::run(&g, a),
         Cmd::Start(a) => start::run(&g, a),
@@ -164,8 +215,9 @@ pub fn main() -> Result<i32> {
         Cmd::Update(a) => update::run(&g, a),
         Cmd::Events(a) => events::run(&g, a),
         Cmd::Features(a) => features::run(&g, a),
-        Cmd::Checkpoint(_) => unsupported::fail("checkpoint"),
-        Cmd::Restore(_) => unsupported::fail("restore"),
+        Cmd::Check(a) => check::run(&g, a),
+        Cmd::Checkpoint(a) => checkpoint::run(&g, a),
+        Cmd::Restore(a) => restore::run(&g, a),
     }
 }
 
@@ -180,4 +232,60 @@ fn print_version() {
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_else(|_| "unknown".into());
     println!("libseccomp: {v}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_style_args;
+
+    fn run(a: &[&str]) -> Vec<String> {
+        go_style_args(a.iter().map(|s| s.into()).collect())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn containerds_single_dash_no_subreaper_is_taken_by_restore_only() {
+        assert_eq!(
+            run(&[
+                "berth",
+                "--root",
+                "/r",
+                "--log-format",
+                "json",
+                "restore",
+                "-d",
+                "-no-subreaper",
+                "x"
+            ]),
+            [
+                "berth",
+                "--root",
+                "/r",
+                "--log-format",
+                "json",
+                "restore",
+                "-d",
+                "--no-subreaper",
+                "x"
+            ]
+        );
+        assert_eq!(
+            run(&[
+                "berth",
+                "--rootless",
+                "false",
+                "restore",
+                "-no-subreaper",
+                "x"
+            ])[4],
+            "--no-subreaper"
+        );
+        // Anywhere else, the argument is left as it is.
+        let exec = ["berth", "exec", "c", "restore", "-no-subreaper"];
+        assert_eq!(run(&exec), exec);
+        let root = ["berth", "--root", "restore", "state", "-no-subreaper"];
+        assert_eq!(run(&root), root);
+    }
 }

@@ -3,7 +3,7 @@
 use anyhow::{Result, anyhow, bail};
 
 use super::Global;
-use crate::cgroups::Manager;
+use crate::cgroups::Driver;
 use crate::container::{Container, Status};
 
 #[derive(clap::Args)]
@@ -25,6 +25,6 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         .cgroup
         .as_ref()
         .ok_or_else(|| anyhow!("container {:?} has no cgroup", a.id))?;
-    Manager::from_state(cg).freeze()?;
+    Driver::from_state(cg).set_frozen(true)?;
     Ok(0)
 }

@@ -3,7 +3,7 @@
 use anyhow::{Result, anyhow, bail};
 
 use super::Global;
-use crate::cgroups::Manager;
+use crate::cgroups::Driver;
 use crate::container::{Container, Status};
 
 #[derive(clap::Args)]
@@ -19,12 +19,12 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         .cgroup
         .as_ref()
         .ok_or_else(|| anyhow!("container {:?} has no cgroup", a.id))?;
-    let m = Manager::from_state(cg);
+    let mut d = Driver::from_state(cg);
     let status = c.status();
     // A paused created container still reads as "created": look at the freezer itself.
-    if status != Status::Paused && !(status == Status::Created && m.is_frozen()) {
+    if status != Status::Paused && !(status == Status::Created && d.fs().is_frozen()) {
         bail!("container {:?} is not paused (it is {status})", a.id);
     }
-    m.thaw()?;
+    d.set_frozen(false)?;
     Ok(0)
 }

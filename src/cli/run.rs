@@ -44,7 +44,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let relay = terminal && a.flags.console_socket.is_none();
     // Start and delete below use these, not the copy of config.json saved at create.
     let hooks = bundle.spec.hooks().clone();
-    let mut opts = options(&a.id, &a.flags, relay);
+    let mut opts = options(g, &a.id, &a.flags, relay);
     opts.start_by_socket = true;
     let mut created = spawn::create(&g.root, bundle, &opts)?;
     if a.detach {
@@ -74,7 +74,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
 }
 
 /// Block every signal that can be forwarded; they are read from the returned signalfd.
-pub(super) fn forwardable_signals() -> Result<SignalFd> {
+pub(crate) fn forwardable_signals() -> Result<SignalFd> {
     let mut mask = SigSet::all();
     for s in [
         Signal::SIGKILL,
@@ -94,7 +94,7 @@ pub(super) fn forwardable_signals() -> Result<SignalFd> {
 }
 
 /// Forward signals, relay the terminal, reap children until the process `pid` exits.
-pub(super) fn wait_loop(pid: i32, sfd: &SignalFd, master: Option<OwnedFd>) -> Result<i32> {
+pub(crate) fn wait_loop(pid: i32, sfd: &SignalFd, master: Option<OwnedFd>) -> Result<i32> {
     let stdin = std::io::stdin();
     let raw = master
         .as_ref()

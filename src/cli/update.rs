@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use std::io::Read;
 
 use super::Global;
-use crate::cgroups::Manager;
+use crate::cgroups::Driver;
 use crate::container::state::write_atomic;
 use crate::container::{Container, Status};
 
@@ -221,8 +221,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let delta_r: LinuxResources =
         crate::config::deserialize(&delta).map_err(|e| anyhow!("--resources: {e}"))?;
 
-    Manager::from_state(cg).update(
+    Driver::from_state(cg).update(
         &delta_r,
+        &merged_r,
         merged_r
             .devices()
             .as_deref()

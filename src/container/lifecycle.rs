@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use super::state::{CONFIG_FILE, Container, EXEC_FIFO, STATE_FILE, Status, process_matches};
-use crate::cgroups::Manager;
+use crate::cgroups::{Driver, Kind};
 use crate::hooks;
 
 /// The spec saved in the state dir at create.
@@ -101,8 +101,8 @@ pub fn destroy_known(c: &Container, hooks: Option<&Hooks>) -> Result<()> {
 }
 
 fn destroy_with(c: &Container, known: Option<Option<&Hooks>>) -> Result<()> {
-    let mgr = c.state.cgroup.as_ref().map(Manager::from_state);
-    if let Some(m) = &mgr {
+    let mut drv = c.state.cgroup.as_ref().map(Driver::from_state);
+    if let Some(m) = drv.as_ref().map(|d| d.fs()) {
         if m.is_frozen() {
             let _ = m.thaw();
         }
@@ -112,9 +112,9 @@ fn destroy_with(c: &Container, known: Option<Option<&Hooks>>) -> Result<()> {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid), Signal::SIGKILL);
     }
     wait_gone(c.state.pid, c.state.pid_start, Duration::from_secs(10));
-    if let Some(m) = &mgr {
+    if let Some(d) = &mut drv {
         // Thawed and signalled above.
-        remove_cgroup(m)?;
+        remove_cgroup(d)?;
     }
     if c.state.status != Status::Creating
         && let Ok(Some(h)) = hooks_of(c, known)
@@ -147,43 +147,57 @@ fn remove_state_dir(dir: &std::path::Path) -> Result<()> {
 
 /// Kill whatever is left in a container's cgroup and remove it (thawed first: a frozen task
 /// cannot die).
-pub fn empty_and_remove_cgroup(m: &Manager) -> Result<()> {
+pub fn empty_and_remove_cgroup(d: &mut Driver) -> Result<()> {
+    let m = d.fs();
     if m.is_frozen() {
         let _ = m.thaw();
     }
     let _ = m.kill_all(Signal::SIGKILL);
-    remove_cgroup(m)
+    remove_cgroup(d)
 }
 
-/// Wait until a signalled cgroup is empty (signalling again), then remove it.
-fn remove_cgroup(m: &Manager) -> Result<()> {
+/// Wait until a signalled cgroup is empty (signalling again), then remove it (with the
+/// systemd driver: stop the unit).
+fn remove_cgroup(d: &mut Driver) -> Result<()> {
+    let m = d.fs();
     // Processes leave the cgroup shortly after they die.
     let deadline = Instant::now() + Duration::from_secs(5);
     while m.pids().map(|p| !p.is_empty()).unwrap_or(false) && Instant::now() < deadline {
         let _ = m.kill_all(Signal::SIGKILL);
         std::thread::sleep(Duration::from_millis(2));
     }
-    m.destroy()
+    let t = Instant::now();
+    let res = d.destroy();
+    if crate::logger::debug_enabled()
+        && let Some(s) = d.dbus_stats()
+    {
+        crate::logger::debug(&format!(
+            "delete: cgroup removal ({s}): {:.2} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        ));
+    }
+    res
 }
 
 /// `delete --force` of a container whose state.json cannot be read (corrupt, or cut short by a
 /// failing disk): the cgroup is found again from the config.json saved at create (the same
 /// `linux.cgroupsPath` and id give the same cgroup), its processes are killed and it is removed
-/// with the directory. No hooks run: without a state there is nothing to give them.
-pub fn destroy_unreadable(root: &std::path::Path, id: &str) -> Result<()> {
+/// with the directory. No hooks run: without a state there is nothing to give them. `driver`:
+/// the cgroup driver the caller names (`--systemd-cgroup`), as the state cannot tell.
+pub fn destroy_unreadable(root: &std::path::Path, id: &str, driver: Kind) -> Result<()> {
     let dir = super::state::container_dir(root, id);
     let _lock = std::fs::File::open(&dir)
         .ok()
         .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok());
-    let cgroups_path = std::fs::read(dir.join(super::state::CONFIG_FILE))
+    let spec = std::fs::read(dir.join(super::state::CONFIG_FILE))
         .ok()
         .and_then(|t| crate::config::parse_value(&t).ok())
-        .and_then(|v| crate::config::deserialize::<Spec>(&v).ok())
-        .map(|s| s.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
-    match cgroups_path {
-        Some(p) => {
-            let m = Manager::new(p.as_deref(), id)?;
-            empty_and_remove_cgroup(&m)?;
+        .and_then(|v| crate::config::deserialize::<Spec>(&v).ok());
+    match spec {
+        Some(s) => {
+            let p = s.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+            let mut d = Driver::new(driver, p.as_deref(), id, &Default::default())?;
+            empty_and_remove_cgroup(&mut d)?;
         }
         None => crate::logger::warn(&format!(
             "container {id:?}: no readable config.json either; its cgroup (if any) is left"

@@ -64,6 +64,16 @@ pub(crate) fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
     }
 }
 
+/// Wait for berth's `Go` (without asking anything).
+fn await_go(sync: &Channel) -> Result<()> {
+    match sync.recv()? {
+        Some((Msg::Go, _)) => Ok(()),
+        Some((Msg::Abort(why), _)) => bail!("{why}"),
+        Some((other, _)) => bail!("unexpected message from berth: {other:?}"),
+        None => bail!("berth went away"),
+    }
+}
+
 pub(crate) fn set_dumpable(on: bool) -> Result<()> {
     nix::sys::prctl::set_dumpable(on).map_err(|e| anyhow!("prctl(PR_SET_DUMPABLE): {e}"))
 }
@@ -85,6 +95,11 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // `--debug` timings, written to the log by this process.
     let mut ph = super::Phases::new("child");
     die_with_parent(parent)?;
+    // The systemd driver: systemd moves this process into the container's unit, and berth
+    // says when that is done; until then nothing runs whose cgroup matters.
+    if ctx.placement.waits_for_parent() {
+        await_go(&ctx.sync)?;
+    }
     // First of all, so that everything this process forks or runs is in the container's
     // cgroups, and a cgroup namespace made below is rooted there.
     ctx.placement.join_self(ctx.v2_placed)?;
@@ -530,14 +545,26 @@ fn elf_interp(h: &[u8]) -> Option<String> {
 /// The executable: a name with a `/` as is, a bare name through PATH of `process.env`.
 pub(crate) fn find_executable(arg0: &CString, env: &[String]) -> Result<CString> {
     let name = arg0.to_string_lossy().into_owned();
+    // Errno texts as Go writes them: engines map "no such file or directory" to exit status
+    // 127 and "permission denied" to 126 by the text.
+    let go = |e: nix::errno::Errno| {
+        let d = e.desc();
+        let mut c = d.chars();
+        c.next()
+            .map(|f| f.to_lowercase().chain(c).collect())
+            .unwrap_or_default()
+    };
     let check = |p: &Path| -> Result<(), String> {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => Err("is a directory".into()),
             Ok(_) => match nix::unistd::access(p, nix::unistd::AccessFlags::X_OK) {
                 Ok(()) => loadable(p),
-                Err(e) => Err(format!("not executable: {e}")),
+                Err(e) => Err(format!("not executable: {}", go(e))),
             },
-            Err(e) => Err(format!("{e}")),
+            Err(e) => Err(match e.raw_os_error() {
+                Some(n) => go(nix::errno::Errno::from_raw(n)),
+                None => e.to_string(),
+            }),
         }
     };
     if name.contains('/') {

@@ -89,6 +89,35 @@ pub fn clone(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> Result<(Forked, bo
     }
 }
 
+/// Can this kernel clone3 (into the cgroup `cgroup_fd`, if given)? A child is created and exits
+/// at once (it runs nothing), and is reaped. Err: clone3's errno (ENOSYS: no clone3).
+pub fn probe(cgroup_fd: Option<RawFd>) -> Result<(), Errno> {
+    let mut args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: as in `clone`; the child only calls _exit.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        0 => crate::sys::exit_now(0),
+        r if r > 0 => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(r as i32), None);
+            Ok(())
+        }
+        _ => Err(Errno::last()),
+    }
+}
+
 /// Plain fork (for the second fork into a pid or time namespace).
 pub fn fork() -> Result<Forked> {
     clone(0, None).map(|(f, _)| f)

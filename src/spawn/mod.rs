@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::cgroups::Manager;
+use crate::cgroups::{Driver, Kind, Manager};
 use crate::config::Bundle;
 use crate::container::state::{self, CONFIG_FILE, EXEC_FIFO, STATE_FILE, write_atomic};
 use crate::container::{Container, State, Status};
@@ -40,6 +40,8 @@ pub struct Options {
     /// `run`: berth starts the container itself, over the sync socket (`Created::start`),
     /// so no exec fifo is made (a file created and removed on the state root's filesystem).
     pub start_by_socket: bool,
+    /// The cgroup driver (`--systemd-cgroup`).
+    pub cgroup_driver: Kind,
 }
 
 pub struct Created {
@@ -98,7 +100,7 @@ impl Phases {
 /// Undo what a failed create did, in reverse: processes, cgroup, state directory.
 struct Rollback {
     dir: Option<PathBuf>,
-    cgroup: Option<Manager>,
+    cgroup: Option<Driver>,
     children: Vec<i32>,
     armed: bool,
 }
@@ -112,7 +114,8 @@ impl Drop for Rollback {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
         }
-        if let Some(m) = &self.cgroup {
+        if let Some(d) = self.cgroup.as_mut().filter(|d| d.owned()) {
+            let m = d.fs();
             let _ = m.kill_all(Signal::SIGKILL);
             for _ in 0..500 {
                 if m.pids().map(|p| p.is_empty()).unwrap_or(true) {
@@ -120,7 +123,7 @@ impl Drop for Rollback {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
-            if let Err(e) = m.destroy() {
+            if let Err(e) = d.destroy() {
                 logger::warn(&format!("rollback: {e:#}"));
             }
         }
@@ -134,7 +137,7 @@ impl Drop for Rollback {
 
 /// Claim `<root>/<id>` atomically: the directory is built aside with its `creating` state and
 /// renamed into place with RENAME_NOREPLACE, so of two racing creates exactly one wins.
-fn claim(root: &Path, st: &State, config: &[u8], fifo: bool) -> Result<PathBuf> {
+pub(crate) fn claim(root: &Path, st: &State, config: &[u8], fifo: bool) -> Result<PathBuf> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o711)
@@ -206,18 +209,27 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         user_name(nix::unistd::geteuid().as_raw()),
     );
     let spec = &bundle.spec;
-    let mut mgr = Manager::new(
+    let mut mgr = Driver::new(
+        opts.cgroup_driver,
         spec.linux()
             .as_ref()
             .and_then(|l| l.cgroups_path().as_deref()),
         &opts.id,
+        spec.annotations().as_ref().unwrap_or(&Default::default()),
     )?;
     // Rootless without a cgroup it may make: the container stays in the caller's cgroups,
-    // which `mgr` then only names (for a cgroup mount); nothing is created or removed.
-    let own_cgroup = !crate::rootless::enabled() || mgr.writable();
+    // which `mgr` then only names (for a cgroup mount); nothing is created or removed. With
+    // the systemd driver the user's own systemd makes the unit.
+    let own_cgroup =
+        !crate::rootless::enabled() || opts.cgroup_driver != Kind::Fs || mgr.fs().writable();
     if !own_cgroup {
         crate::rootless::check_no_cgroup(spec.linux().as_ref())?;
-        mgr = Manager::new(Some(Path::new("")), &opts.id)?;
+        mgr = Driver::Fs(Manager::new(Some(Path::new("")), &opts.id)?);
+    }
+    // The systemd driver's bus: a missing one is an error before anything exists.
+    if opts.cgroup_driver != Kind::Fs {
+        mgr.connect()?;
+        ph.mark("D-Bus connect");
     }
     let mut st = State {
         id: opts.id.clone(),
@@ -247,21 +259,18 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         .map_err(|(_, e)| anyhow!("locking {}: {e}", dir.display()))?;
     ph.mark("state");
 
-    // Armed before the first mkdir, so that a create failing half way removes what it made.
-    let placement = if own_cgroup {
-        rb.cgroup = Some(Manager::from_state(mgr.state()));
-        mgr.create()?;
-        // Always: with no linux.resources the device cgroup still gets the default rules.
-        mgr.apply(
-            &spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.resources().clone())
-                .unwrap_or_default(),
-        )?;
-        mgr.placement()?
+    // Armed before the first mkdir (or unit), so that a create failing half way removes what
+    // it made.
+    let resources = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let (placement, naming) = if own_cgroup {
+        let mgr = rb.cgroup.insert(mgr);
+        (mgr.prepare(&resources)?, None)
     } else {
-        crate::cgroups::Placement::open(&[], None)?
+        (crate::cgroups::Placement::open(&[], None)?, Some(mgr))
     };
     ph.mark("cgroup");
 
@@ -299,6 +308,9 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     let child_pid = match forked {
         clone::Forked::Child => {
             drop(parent_ch);
+            let Some(cg_state) = rb.cgroup.as_ref().or(naming.as_ref()).map(|d| d.state()) else {
+                unreachable!("the cgroup driver is set before the clone")
+            };
             // Never returns: the child either execs the container process or exits.
             child::run(child::Ctx {
                 plan: &plan,
@@ -308,7 +320,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
                 sync: child_ch,
                 fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
                 console: console_child,
-                cgroup: mgr.state(),
+                cgroup: cg_state,
                 placement: &placement,
                 v2_placed,
                 state: &st,
@@ -320,9 +332,23 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
     drop(relay_child);
     drop(fifo);
     drop(console);
-    drop(placement);
     rb.children.push(child_pid);
     ph.mark("clone");
+    if placement.waits_for_parent()
+        && let Some(d) = rb.cgroup.as_mut()
+    {
+        // The child is in its cgroup once systemd's job is done: it sets itself up while the
+        // cgroup files are written here.
+        d.enter(child_pid, &resources)?;
+        parent_ch.send(&Msg::Go)?;
+        if let Some(s) = d.dbus_stats() {
+            ph.mark(&format!("systemd unit ({s})"));
+        }
+        d.finish(&resources)?;
+        st.cgroup = Some(d.state().clone());
+        ph.mark("cgroupfs writes");
+    }
+    drop(placement);
 
     let mut container_pid = child_pid;
     let mut intermediate: Option<i32> = None;
@@ -423,7 +449,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
 
 /// The name of `uid` from /etc/passwd (berth runs as root: no NSS round trips through nscd and
 /// nsswitch.conf for the `owner` field), or the number.
-fn user_name(uid: u32) -> String {
+pub(crate) fn user_name(uid: u32) -> String {
     child::passwd_field(uid, 0).unwrap_or_else(|| uid.to_string())
 }
 

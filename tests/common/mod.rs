@@ -10,8 +10,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The berth binary under test: the one cargo built for the tests, or `BERTH_BIN` (e.g.
+/// target/static/berth: CI runs suites against `make static`'s build this way).
 pub fn berth_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_berth")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("BERTH_BIN") {
+        Ok(p) if !p.is_empty() => {
+            let p = std::path::absolute(&p).unwrap();
+            assert!(p.is_file(), "BERTH_BIN={} does not exist", p.display());
+            p.to_string_lossy().into_owned()
+        }
+        _ => env!("CARGO_BIN_EXE_berth").to_string(),
+    })
 }
 
 pub fn rootfs_src() -> PathBuf {
@@ -34,10 +44,24 @@ pub struct Env {
     pub bin: PathBuf,
     pub tmp: PathBuf,
     pub root: PathBuf,
-    /// Test-only cgroup parent (relative to the hierarchy roots), e.g. `/berth-test-123-4`.
+    /// Test-only cgroup parent (relative to the hierarchy roots), e.g. `/berth-test-123-4`;
+    /// with the systemd driver the test slice's cgroup, `/berthtest_cgres_123_4.slice`.
     pub cg_parent: String,
     pub name: String,
+    /// With the systemd driver (`systemd_driver()`): the test-only slice the containers'
+    /// scopes go in (stopped at the end).
+    pub slice: Option<String>,
 }
+
+/// Do this run's containers use the systemd cgroup driver? (BERTH_TEST_CGROUP_DRIVER=systemd:
+/// every berth command gets --systemd-cgroup and the bundles a `slice:prefix:name`
+/// cgroupsPath; for suites written for both drivers, run in the systemd guest.)
+pub fn systemd_driver() -> bool {
+    std::env::var("BERTH_TEST_CGROUP_DRIVER").as_deref() == Ok("systemd")
+}
+
+/// The scope prefix of test containers with the systemd driver: `berthtest-<id>.scope`.
+pub const SCOPE_PREFIX: &str = "berthtest";
 
 pub struct Bundle {
     pub dir: PathBuf,
@@ -58,18 +82,46 @@ impl Bundle {
 }
 
 impl Env {
+    /// An env with this run's cgroup driver (see `systemd_driver`).
     pub fn new(name: &str) -> Env {
+        Env::with_driver(name, systemd_driver())
+    }
+
+    /// An env with the cgroupfs driver (false) or the systemd driver (true).
+    pub fn with_driver(name: &str, systemd: bool) -> Env {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{name}-{}-{n}", std::process::id());
         let tmp = std::env::temp_dir().join(format!("berth-test-{tag}"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).unwrap();
+        // A slice name's dashes mean nesting: the test slice has none.
+        let slice = systemd.then(|| format!("berthtest_{}.slice", tag.replace('-', "_")));
         Env {
             bin: PathBuf::from(berth_bin()),
             root: tmp.join("state"),
             tmp,
-            cg_parent: format!("/berth-test-{tag}"),
+            cg_parent: match &slice {
+                Some(s) => format!("/{s}"),
+                None => format!("/berth-test-{tag}"),
+            },
             name: name.to_string(),
+            slice,
+        }
+    }
+
+    /// The cgroup path of container `id` (relative to the hierarchy roots).
+    pub fn cg_rel(&self, id: &str) -> String {
+        match &self.slice {
+            Some(_) => format!("{}/{SCOPE_PREFIX}-{id}.scope", self.cg_parent),
+            None => format!("{}/{id}", self.cg_parent),
+        }
+    }
+
+    /// The `linux.cgroupsPath` of container `id` for this env's driver.
+    pub fn cgroups_path(&self, id: &str) -> String {
+        match &self.slice {
+            Some(s) => format!("{s}:{SCOPE_PREFIX}:{id}"),
+            None => format!("{}/{id}", self.cg_parent),
         }
     }
 
@@ -106,7 +158,7 @@ impl Env {
             serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(args);
-        config["linux"]["cgroupsPath"] = json!(format!("{}/{id}", self.cg_parent));
+        config["linux"]["cgroupsPath"] = json!(self.cgroups_path(id));
         let b = Bundle { dir, config };
         b.save();
         b
@@ -115,6 +167,9 @@ impl Env {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("--root").arg(&self.root);
+        if self.slice.is_some() {
+            c.arg("--systemd-cgroup");
+        }
         c
     }
 
@@ -257,6 +312,18 @@ impl Drop for Env {
                     .output();
             }
         }
+        if let Some(s) = &self.slice {
+            // The test slice (systemd made it for the scopes in it, and keeps it until it is
+            // stopped), with anything left in it.
+            for args in [&["stop", s.as_str()][..], &["reset-failed", s.as_str()][..]] {
+                let _ = Command::new("systemctl")
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         for d in self.cgroup_parent_dirs() {
             // Anything still inside is killed first (by pid, from the cgroup itself).
             for procs in ["cgroup.procs"] {
@@ -277,6 +344,42 @@ impl Drop for Env {
             .status();
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
+}
+
+/// Wait (up to 10 s) until process `pid` runs exactly `argv`: its /proc cmdline is `argv`, NUL
+/// separated, which it becomes only by the exec of that program. (A `sh -c '...; exec prog'`
+/// command line already *contains* the program's name before the exec.) Panics with what the
+/// process runs instead.
+pub fn wait_exec(pid: i32, argv: &[&str]) {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let mut last = vec![];
+    for _ in 0..2000 {
+        last = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!(
+        "process {pid} never exec'd {argv:?}: it runs {:?}",
+        String::from_utf8_lossy(&last)
+    );
+}
+
+/// Wait (up to 10 s) until the file `path` holds exactly `want` (a program's output so far).
+pub fn wait_output(path: &Path, want: &str) {
+    let mut last = String::new();
+    for _ in 0..2000 {
+        last = std::fs::read_to_string(path).unwrap_or_default();
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("{} never held {want:?}: {last:?}", path.display());
 }
 
 /// Is `pid` alive (and not a zombie)?
