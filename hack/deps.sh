@@ -13,10 +13,10 @@ build=(gcc libc6-dev pkg-config libseccomp-dev busybox-static file)
 # The tests: runc and crun (compared with berth: integration, lifecycle, bench), iproute2 (`ip`
 # in network tests), Debian's containers-common seccomp profile (tests/seccomp.rs), binutils
 # (`as`/`ld` build the attack binaries of tests/security.rs), util-linux (unshare, nsenter),
-# procps (`berth ps` runs ps(1)), dbus-daemon (a private bus for the systemd driver's D-Bus
+# procps (`berth ps` runs ps(1)), uidmap and passwd (newuidmap, useradd: tests/rootless.rs), dbus-daemon (a private bus for the systemd driver's D-Bus
 # client tests), criu (`berth check`, tests/checkpoint.rs; in the VM guest).
 test=("${build[@]}" runc crun iproute2 golang-github-containers-common binutils util-linux procps
-      dbus-daemon criu)
+      uidmap passwd dbus-daemon criu)
 
 case ${1:-} in
     build) pkgs=("${build[@]}") ;;

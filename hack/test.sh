@@ -6,7 +6,7 @@
 # at their systemd defaults through berth, and the cgroup suites with both cgroup drivers,
 # hack/cgroup-drivers.sh), the short stress run (hack/stress.sh), Kubernetes pods through
 # containerd's CRI side by side with runc (hack/cri.sh), make install's layout, the static build
-# (hack/static.sh test). SKIP="e2e vm" skips sections by name.
+# (hack/static.sh test), rootless podman (hack/rootless/podman.sh). SKIP="e2e vm" skips sections by name.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -61,6 +61,8 @@ section stress env SOAK="${SOAK:-200}" CONCURRENCY="${CONCURRENCY:-40}" RACE_ROU
 section integration bash hack/integration.sh
 section cri bash hack/cri.sh
 section e2e bash hack/e2e/run.sh
+# Rootless podman through berth as a user made for it (the rootless cargo tests ran in cargo-test).
+section rootless-podman bash hack/rootless/podman.sh
 # make install's layout into a temporary DESTDIR, and uninstall (hack/install.sh).
 section install bash hack/install.sh check
 # make static's binary, and the lifecycle/seccomp/security suites and e2e against it.

@@ -9,6 +9,7 @@ mod hooks;
 mod logger;
 mod procfs;
 mod rootfs;
+mod rootless;
 mod security;
 mod signals;
 mod spawn;

@@ -156,6 +156,21 @@ impl Manager {
             .map(|(_, v)| v)
     }
 
+    /// Whether this caller may make the container's cgroup directories: the nearest existing
+    /// ancestor of each is writable (for rootless callers, where only a delegated subtree is).
+    pub fn writable(&self) -> bool {
+        self.dirs().all(|d| {
+            let mut p = d.as_path();
+            while !p.exists() {
+                match p.parent() {
+                    Some(q) => p = q,
+                    None => return false,
+                }
+            }
+            nix::unistd::access(p, nix::unistd::AccessFlags::W_OK).is_ok()
+        })
+    }
+
     /// Create the cgroup directories (and on cgroup2 enable the controllers down the path).
     pub fn create(&self) -> Result<()> {
         for (key, d) in &self.st.v1 {
@@ -465,6 +480,9 @@ fn parent_cg(p: &str) -> String {
 
 /// Join two cgroup paths ("/a" + "b/c" → "/a/b/c").
 fn join_cg(base: &str, rel: &str) -> String {
+    if rel.trim_matches('/').is_empty() && !rel.starts_with('/') {
+        return base.to_string();
+    }
     let base = base.trim_end_matches('/');
     format!("{base}/{}", rel.trim_start_matches('/'))
 }

@@ -27,8 +27,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         bail!("container {:?} is not running", a.id);
     }
     if a.all {
-        if let Some(cg) = &c.state.cgroup {
-            Manager::from_state(cg).kill_all(sig)?;
+        match &c.state.cgroup {
+            Some(cg) => Manager::from_state(cg).kill_all(sig)?,
+            // Rootless without a cgroup: the processes of its pid namespace.
+            None if c.state.pid > 0 && status != Status::Stopped => {
+                for p in crate::rootless::pids_without_cgroup(c.state.pid) {
+                    let _ = kill(Pid::from_raw(p), sig);
+                }
+            }
+            None => {}
         }
         return Ok(0);
     }

@@ -22,7 +22,7 @@ mod start;
 mod state;
 mod update;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -38,9 +38,10 @@ use crate::logger;
     disable_version_flag = true
 )]
 struct Cli {
-    /// Directory for the containers' state
-    #[arg(long, default_value = "/run/berth", value_name = "DIR")]
-    root: PathBuf,
+    /// Directory for the containers' state (default /run/berth; $XDG_RUNTIME_DIR/berth when
+    /// rootless)
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
     /// Write log lines to this file (default: stderr)
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
@@ -181,23 +182,21 @@ pub fn main() -> Result<i32> {
         let _ = Cli::command().print_help();
         return Ok(1);
     };
-    let rootless = match cli.rootless.as_deref() {
-        None | Some("auto") => !nix::unistd::geteuid().is_root(),
-        Some("true") => true,
-        Some("false") => false,
-        Some(other) => bail!("--rootless: {other:?} is not one of true, false, auto"),
+    let rootless = crate::rootless::decide(cli.rootless.as_deref())?;
+    let root = match (cli.root, &cmd) {
+        (Some(r), _) => r,
+        // These keep no state.
+        (None, Cmd::Spec(_) | Cmd::Features(_) | Cmd::Check(_)) => PathBuf::from("/run/berth"),
+        (None, _) => crate::rootless::default_root()?,
     };
-    let is_spec = matches!(cmd, Cmd::Spec(_) | Cmd::Check(_));
-    if rootless && !is_spec {
-        bail!("rootless containers are not supported yet: run berth as root");
-    }
     let g = Global {
-        root: cli.root,
+        root,
         criu: cli.criu,
-        cgroup_driver: if cli.systemd_cgroup {
-            crate::cgroups::Kind::Systemd(crate::cgroups::dbus::Bus::System)
-        } else {
-            crate::cgroups::Kind::Fs
+        // A rootless caller's systemd is the user's own instance (as runc: the session bus).
+        cgroup_driver: match (cli.systemd_cgroup, rootless) {
+            (false, _) => crate::cgroups::Kind::Fs,
+            (true, false) => crate::cgroups::Kind::Systemd(crate::cgroups::dbus::Bus::System),
+            (true, true) => crate::cgroups::Kind::Systemd(crate::cgroups::dbus::Bus::User),
         },
     };
     match cmd {

@@ -25,12 +25,11 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     if c.status() == Status::Stopped {
         bail!("container {:?} is not running", a.id);
     }
-    let cg = c
-        .state
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| anyhow!("container {:?} has no cgroup", a.id))?;
-    let mut pids = Manager::from_state(cg).pids()?;
+    let mut pids = match &c.state.cgroup {
+        Some(cg) => Manager::from_state(cg).pids()?,
+        // Rootless without a cgroup: the processes of its pid namespace.
+        None => crate::rootless::pids_without_cgroup(c.state.pid),
+    };
     pids.sort();
     if a.format == "json" {
         if !a.ps_args.is_empty() {

@@ -50,31 +50,41 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
         }
     });
     if rootless {
-        let uid = nix::unistd::getuid().as_raw();
-        let gid = nix::unistd::getgid().as_raw();
-        let linux = &mut spec["linux"];
-        linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
-        linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
-        linux["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]);
-        linux.as_object_mut().map(|l| l.remove("resources"));
-        let mounts = spec["mounts"].as_array_mut().expect("mounts is an array");
-        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
-        for m in mounts.iter_mut() {
-            if m["destination"] == "/sys" {
-                *m = json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
-            }
-            if m["destination"] == "/dev/pts" {
-                m["options"] = json!([
-                    "nosuid",
-                    "noexec",
-                    "newinstance",
-                    "ptmxmode=0666",
-                    "mode=0620"
-                ]);
-            }
-        }
+        to_rootless(&mut spec);
     }
     spec
+}
+
+/// What `--rootless` changes, as runc's: a user namespace mapping the caller's effective uid and
+/// gid to 0 instead of a network namespace (a rootless caller cannot set one up), /sys bound
+/// from the host read-only (sysfs cannot be mounted without an own network namespace), no
+/// `uid=`/`gid=` mount options (those ids are not mapped), and no cgroup settings.
+fn to_rootless(spec: &mut serde_json::Value) {
+    let linux = &mut spec["linux"];
+    if let Some(nss) = linux["namespaces"].as_array_mut() {
+        nss.retain(|n| n["type"] != "network" && n["type"] != "user");
+        nss.push(json!({"type": "user"}));
+    }
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    if let Some(l) = linux.as_object_mut() {
+        l.remove("resources");
+    }
+    for m in spec["mounts"].as_array_mut().into_iter().flatten() {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        } else if let Some(opts) = m.get_mut("options").and_then(|o| o.as_array_mut()) {
+            opts.retain(|o| {
+                o.as_str()
+                    .is_none_or(|o| !o.starts_with("uid=") && !o.starts_with("gid="))
+            });
+        }
+    }
 }
 
 /// `berth spec [--rootless]` writes a default config.json into the bundle directory.

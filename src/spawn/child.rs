@@ -177,13 +177,13 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     let mount_label = linux.and_then(|l| l.mount_label().as_deref());
     let mctx = mounts::Ctx {
         bundle: &ctx.bundle.dir,
-        in_userns: plan.in_userns,
+        in_userns: plan.userns_limits,
         cgroup_ns: plan.cgroup_ns,
         cgroup: Some(ctx.cgroup),
         mount_label,
         idmap: &plan.idmap_userns,
     };
-    rootfs::mount_all(&root, spec, &mctx, plan.in_userns)?;
+    rootfs::mount_all(&root, spec, &mctx, plan.userns_limits)?;
     // A missing cwd is created (as runc does), inside the rootfs.
     root.mkdir_all(&plan.cwd, rootfs::resolve::Kind::Dir)
         .map_err(|e| anyhow!("process.cwd: {e:#}"))?;
@@ -221,14 +221,17 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     }
     if let Some(l) = linux {
         rootfs::mask_paths(l.masked_paths().as_deref().unwrap_or(&[]), mount_label)?;
-        rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or(&[]), plan.in_userns)?;
+        rootfs::readonly_paths(
+            l.readonly_paths().as_deref().unwrap_or(&[]),
+            plan.userns_limits,
+        )?;
     }
     if spec
         .root()
         .as_ref()
         .is_some_and(|r| r.readonly().unwrap_or(false))
     {
-        rootfs::readonly_root(plan.in_userns)?;
+        rootfs::readonly_root(plan.userns_limits)?;
     }
     ph.mark("pivot, masked and read-only paths");
     if plan.terminal {

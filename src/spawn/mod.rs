@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::cgroups::{Driver, Kind};
+use crate::cgroups::{Driver, Kind, Manager};
 use crate::config::Bundle;
 use crate::container::state::{self, CONFIG_FILE, EXEC_FIFO, STATE_FILE, write_atomic};
 use crate::container::{Container, State, Status};
@@ -232,6 +232,15 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         &opts.id,
         spec.annotations().as_ref().unwrap_or(&Default::default()),
     )?;
+    // Rootless without a cgroup it may make: the container stays in the caller's cgroups,
+    // which `mgr` then only names (for a cgroup mount); nothing is created or removed. With
+    // the systemd driver the user's own systemd makes the unit.
+    let own_cgroup =
+        !crate::rootless::enabled() || opts.cgroup_driver != Kind::Fs || mgr.fs().writable();
+    if !own_cgroup {
+        crate::rootless::check_no_cgroup(spec.linux().as_ref())?;
+        mgr = Driver::Fs(Manager::new(Some(Path::new("")), &opts.id)?);
+    }
     // The systemd driver's bus: a missing one is an error before anything exists.
     if opts.cgroup_driver != Kind::Fs {
         mgr.connect()?;
@@ -249,8 +258,8 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         created: logger::rfc3339_now(),
         owner,
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: Some(mgr.state().clone()),
-        rootless: false,
+        cgroup: own_cgroup.then(|| mgr.state().clone()),
+        rootless: crate::rootless::enabled(),
     };
     let config_bytes = serde_json::to_vec(&bundle.raw)?;
     let dir = claim(root, &st, &config_bytes, !opts.start_by_socket)?;
@@ -272,8 +281,12 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         .as_ref()
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
-    let mgr = rb.cgroup.insert(mgr);
-    let placement = mgr.prepare(&resources)?;
+    let (placement, naming) = if own_cgroup {
+        let mgr = rb.cgroup.insert(mgr);
+        (mgr.prepare(&resources)?, None)
+    } else {
+        (crate::cgroups::Placement::open(&[], None)?, Some(mgr))
+    };
     ph.mark("cgroup");
 
     let fifo = match opts.start_by_socket {
@@ -328,7 +341,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
             // A descriptor of a host directory: not for the container.
             let cwd_is_rootfs = own_cwd.is_some();
             drop(own_cwd);
-            let Some(cg_state) = rb.cgroup.as_ref().map(|d| d.state()) else {
+            let Some(cg_state) = rb.cgroup.as_ref().or(naming.as_ref()).map(|d| d.state()) else {
                 unreachable!("the cgroup driver is set before the clone")
             };
             // Never returns: the child either execs the container process or exits.

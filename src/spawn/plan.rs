@@ -62,6 +62,9 @@ pub struct Plan {
     /// A mount namespace (new or joined). Without one the container shares berth's: its mounts
     /// are made there, exactly those config.json lists, and the rootfs is entered with chroot.
     pub mount_ns: bool,
+    /// The container is in a user namespace, its own or one berth runs in (rootless podman,
+    /// rootlesskit): mounts keep the kernel's locked flags, devices are bound from the host.
+    pub userns_limits: bool,
     pub cgroup_ns: bool,
     /// A new pid namespace made by unshare + fork in the child, or a joined pid namespace, or
     /// a time namespace: the container process is the child's child.
@@ -72,6 +75,8 @@ pub struct Plan {
     pub time_offsets: Vec<String>,
     pub uid_maps: Vec<LinuxIdMapping>,
     pub gid_maps: Vec<LinuxIdMapping>,
+    /// How the maps of a new user namespace are written (checked before anything is made).
+    pub map_plan: Option<crate::rootless::MapPlan>,
     pub caps: Option<caps::Sets>,
     pub rlimits: Vec<Rlimit>,
     pub uid: u32,
@@ -345,6 +350,16 @@ impl Plan {
                 }
             }
         }
+        if !in_userns && !nix::unistd::geteuid().is_root() {
+            bail!(
+                "linux.namespaces: a rootless container needs a user namespace: add {{\"type\": \"user\"}} \
+                 with linux.uidMappings and linux.gidMappings (`berth spec --rootless` writes them)"
+            );
+        }
+        let map_plan = match new_userns {
+            true => Some(crate::rootless::plan_maps(&uid_maps, &gid_maps)?),
+            false => None,
+        };
         let mut net_devices = vec![];
         for (host, d) in linux
             .and_then(|l| l.net_devices().as_ref())
@@ -397,6 +412,7 @@ impl Plan {
             new_userns,
             in_userns,
             mount_ns,
+            userns_limits: in_userns || crate::rootless::in_userns(),
             cgroup_ns,
             second_fork,
             time_ns,
@@ -404,6 +420,7 @@ impl Plan {
             time_offsets,
             uid_maps,
             gid_maps,
+            map_plan,
             caps: process
                 .and_then(|p| p.capabilities().as_ref())
                 .map(|c| caps::from_spec(c, in_userns)),
@@ -429,17 +446,12 @@ impl Plan {
         })
     }
 
-    /// Write /proc/<pid>/{uid_map,gid_map} from the parent.
+    /// Write /proc/<pid>/{uid_map,gid_map} (and setgroups) from the parent, as planned.
     pub fn write_id_maps(&self, pid: i32) -> Result<()> {
-        let fmt = |maps: &[LinuxIdMapping]| {
-            maps.iter()
-                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-                .collect::<String>()
-        };
-        std::fs::write(format!("/proc/{pid}/uid_map"), fmt(&self.uid_maps))
-            .map_err(|e| anyhow!("linux.uidMappings: writing the uid map: {e}"))?;
-        std::fs::write(format!("/proc/{pid}/gid_map"), fmt(&self.gid_maps))
-            .map_err(|e| anyhow!("linux.gidMappings: writing the gid map: {e}"))?;
-        Ok(())
+        let plan = self
+            .map_plan
+            .as_ref()
+            .ok_or_else(|| anyhow!("linux.uidMappings: no new user namespace to map"))?;
+        crate::rootless::write_maps(pid, plan, &self.uid_maps, &self.gid_maps)
     }
 }
