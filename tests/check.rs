@@ -339,8 +339,8 @@ fn criu_line_matches_criu_check() {
     }
 }
 
-/// An unprivileged caller: berth runs containers as root only (for now), so the report says
-/// so and exits 1, and the lines about rootless support describe this user's view.
+/// An unprivileged caller: the basic container (`berth spec`'s) needs root, so the report
+/// says so (pointing at rootless containers) and exits 1, and the lines about rootless support describe this user's view.
 #[test]
 fn unprivileged_caller_is_not_ready() {
     let (code, v) = report(Some(65534));
@@ -348,6 +348,7 @@ fn unprivileged_caller_is_not_ready() {
     assert_eq!(v["ready"], false);
     assert_eq!(status(&v, "privileges"), "missing");
     assert!(detail(&v, "privileges").contains("uid 65534"));
+    assert!(detail(&v, "privileges").contains("spec --rootless"));
     let (mode, _) = cgroup_layout();
     if mode != "v2" {
         assert_eq!(status(&v, "cgroup.delegation"), "missing");

@@ -204,7 +204,7 @@ fn privileges(root: bool) -> Check {
         "privileges",
         Status::Missing,
         format!(
-            "running as uid {}: berth runs containers as root only (rootless mode is not supported yet; the userns, newuidmap and cgroup.delegation lines say what this host offers it)",
+            "running as uid {}: the spec `berth spec` writes needs root; as this user, run rootless containers (`berth spec --rootless`; the userns, newuidmap and cgroup.delegation lines say what this host offers them)",
             nix::unistd::geteuid()
         ),
     )
