@@ -28,6 +28,12 @@ pub struct Args {
     /// Checkpoint established TCP connections
     #[arg(long = "tcp-established", overrides_with = "tcp_established")]
     tcp_established: bool,
+    /// Skip TCP connections that are still being established (in flight)
+    #[arg(long = "tcp-skip-in-flight", overrides_with = "tcp_skip_in_flight")]
+    tcp_skip_in_flight: bool,
+    /// Allow CRIU to link files that were deleted but are still open back, to dump them
+    #[arg(long = "link-remap", overrides_with = "link_remap")]
+    link_remap: bool,
     /// Checkpoint UNIX sockets connected to the outside
     #[arg(long = "ext-unix-sk", overrides_with = "ext_unix_sk")]
     ext_unix_sk: bool,
@@ -113,6 +119,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         parent_path: a.parent_path,
         leave_running: a.leave_running,
         tcp_established: a.tcp_established,
+        tcp_skip_in_flight: a.tcp_skip_in_flight,
+        link_remap: a.link_remap,
         ext_unix_sk: a.ext_unix_sk,
         shell_job: a.shell_job,
         lazy_pages: a.lazy_pages,

@@ -76,6 +76,10 @@ pub struct Opts {
     pub leave_running: bool,
     pub ext_unix_sk: bool,
     pub tcp_established: bool,
+    /// Skip TCP connections still being set up (in flight) instead of failing the dump.
+    pub tcp_skip_in_flight: bool,
+    /// Link files that were deleted but are still open back into place for the dump.
+    pub link_remap: bool,
     pub evasive_devices: bool,
     pub shell_job: bool,
     pub file_locks: bool,
@@ -242,6 +246,7 @@ fn encode_opts(o: &Opts) -> Vec<u8> {
     if let Some(fd) = o.work_dir_fd {
         put_i32(&mut m, 17, fd);
     }
+    put_flag(&mut m, 18, o.link_remap);
     for (k, v) in &o.ext_mnt {
         put_pair(&mut m, 23, k, v);
     }
@@ -273,6 +278,7 @@ fn encode_opts(o: &Opts) -> Vec<u8> {
     for (ns, file) in &o.join_ns {
         put_pair(&mut m, 39, ns, file);
     }
+    put_flag(&mut m, 46, o.tcp_skip_in_flight);
     put_opt_str(&mut m, 44, &o.freeze_cgroup);
     put_flag(&mut m, 48, o.lazy_pages);
     if let Some(fd) = o.status_fd {
