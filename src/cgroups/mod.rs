@@ -76,11 +76,24 @@ pub fn host_mode() -> Mode {
 impl Manager {
     /// Work out the directories for a container (nothing is created yet).
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager> {
+        Self::build(cgroups_path, id, false)
+    }
+
+    /// Names the caller's own cgroups (nothing is created): a rootless container that may not
+    /// make a cgroup stays in its caller's, and its cgroup mount shows those.
+    pub fn callers_own() -> Result<Manager> {
+        Self::build(None, "", true)
+    }
+
+    fn build(cgroups_path: Option<&Path>, id: &str, callers: bool) -> Result<Manager> {
         let mode = host_mode();
         let own = fs::own_cgroups()?;
         // An empty cgroupsPath is no cgroupsPath (runc: the container's id, relative).
         let cgroups_path = cgroups_path.filter(|p| !p.as_os_str().is_empty());
         let rel = |base: &str| -> String {
+            if callers {
+                return base.to_string();
+            }
             match cgroups_path {
                 Some(p) if p.is_absolute() => p.to_string_lossy().into_owned(),
                 Some(p) => join_cg(base, &p.to_string_lossy()),
@@ -108,7 +121,7 @@ impl Manager {
                     // defaultDirPath). Hybrid: the unified part follows the v1 rule (runc
                     // joins it like a v1 hierarchy).
                     let base = match mode {
-                        Mode::V2 => parent_cg(&own_path),
+                        Mode::V2 if !callers => parent_cg(&own_path),
                         _ => own_path,
                     };
                     let p = rel(&base);

@@ -239,7 +239,7 @@ pub fn create(root: &Path, bundle: Bundle, opts: &Options) -> Result<Created> {
         !crate::rootless::enabled() || opts.cgroup_driver != Kind::Fs || mgr.fs().writable();
     if !own_cgroup {
         crate::rootless::check_no_cgroup(spec.linux().as_ref())?;
-        mgr = Driver::Fs(Manager::new(Some(Path::new("")), &opts.id)?);
+        mgr = Driver::Fs(Manager::callers_own()?);
     }
     // The systemd driver's bus: a missing one is an error before anything exists.
     if opts.cgroup_driver != Kind::Fs {
