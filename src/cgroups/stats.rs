@@ -292,6 +292,15 @@ impl Manager {
     }
 
     /// The number of OOM kills in the container's memory cgroup so far.
+    /// The file whose changes announce an OOM kill (cgroup v2's memory.events; v1 has no
+    /// such notification).
+    pub fn oom_events_file(&self) -> Option<std::path::PathBuf> {
+        match self.place("memory") {
+            Some(Place::V2(d)) => Some(d.join("memory.events")),
+            _ => None,
+        }
+    }
+
     pub fn oom_kills(&self) -> u64 {
         match self.place("memory") {
             Some(Place::V2(d)) => read_kv(&d, "memory.events")

@@ -922,7 +922,23 @@ impl Systemd {
             let _ = self.fs.thaw();
         }
         res.map_err(|e| anyhow!("systemd refused the update of unit {unit:?}: {e:#}"))?;
-        self.fs.update(delta, devices)?;
+        // systemd rewrites cpu.max with its own period whenever the quota changes (its default
+        // period for an unlimited quota): the cgroupfs write after it carries both, from the
+        // merged resources, so the period asked for stays (runc's fs write does the same).
+        let mut delta = delta.clone();
+        if let (Some(dc), Some(mc)) = (delta.cpu().clone(), merged.cpu().as_ref())
+            && (dc.quota().unwrap_or(0) != 0 || dc.period().unwrap_or(0) != 0)
+        {
+            let mut c = dc;
+            if c.period().unwrap_or(0) == 0 {
+                c.set_period(mc.period());
+            }
+            if c.quota().unwrap_or(0) == 0 {
+                c.set_quota(mc.quota());
+            }
+            delta.set_cpu(Some(c));
+        }
+        self.fs.update(&delta, devices)?;
         // SetUnitProperties makes systemd realize the unit again, attaching a device program of
         // its own beside berth's: replace it, as at create (runc's Set does the same).
         if devices.is_none() && sent {

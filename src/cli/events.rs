@@ -70,6 +70,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         return Ok(0);
     }
     let mut ooms = m.oom_kills();
+    // Woken at once when the kernel changes memory.events (cgroup v2), not only every 100 ms:
+    // with the systemd driver the scope's cgroup, and its count of OOM kills with it, is
+    // removed as soon as its last process is gone.
+    let watch = m.oom_events_file().and_then(|p| {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
+        ino.add_watch(&p, AddWatchFlags::IN_MODIFY).ok()?;
+        Some(ino)
+    });
     let mut next = Instant::now();
     loop {
         let now = Instant::now();
@@ -92,6 +101,17 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 return Ok(0);
             }
         }
-        std::thread::sleep(Duration::from_millis(100).min(interval));
+        let nap = Duration::from_millis(100).min(interval);
+        match &watch {
+            Some(ino) => {
+                use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+                use std::os::fd::AsFd;
+                let mut fds = [PollFd::new(ino.as_fd(), PollFlags::POLLIN)];
+                let ms = u16::try_from(nap.as_millis()).unwrap_or(100);
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+                let _ = ino.read_events();
+            }
+            None => std::thread::sleep(nap),
+        }
     }
 }

@@ -244,6 +244,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         set(&mut delta, &["blockIO", "weight"], json!(w));
     }
 
+    // Unlimited memory without a swap value is unlimited memory+swap too (runc): the old swap
+    // limit must not stay in the merged resources (the systemd driver sends those) or the
+    // saved config.
+    if delta.pointer("/memory/limit").is_some_and(|l| l == -1)
+        && !delta.pointer("/memory/swap").is_some_and(|s| s != 0)
+    {
+        set(&mut delta, &["memory", "swap"], json!(-1));
+    }
+
     // The saved config, and the merged resources.
     let cfg_path = c.config_path();
     let mut cfg = crate::config::parse_value(
