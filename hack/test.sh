@@ -41,7 +41,7 @@ unit() {
     cargo test --release --workspace -- --test-threads=2
 }
 snapshot() {
-    { ls -d /sys/fs/cgroup/*/berth-* /sys/fs/cgroup/berth-* /tmp/berth-* 2>/dev/null
+    { ls -d /sys/fs/cgroup/*/berth-* /sys/fs/cgroup/berth-* /tmp/berth-* /dev/shm/libpod* 2>/dev/null
       grep -o ' /[^ ]*berth[^ ]*' /proc/self/mountinfo; } | sort
 }
 before=$(snapshot)

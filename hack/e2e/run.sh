@@ -63,7 +63,7 @@ pass runtime-present
 
 # ---- what the host looks like before: compared after cleanup ----
 SYS_PATHS=(/run/containerd /run/docker /run/containers /run/libpod /run/runc /run/berth /var/lib/containers
-           /var/lib/containerd /var/lib/docker /etc/docker /run/netns)
+           /var/lib/containerd /var/lib/docker /etc/docker /run/netns /dev/shm/libpod_lock)
 declare -A EXISTED=()
 for p in "${SYS_PATHS[@]}"; do [ -e "$p" ] && EXISTED[$p]=1; done
 host_net() {
@@ -105,6 +105,8 @@ cleanup() {
         [ -n "${EXISTED[$p]:-}" ] && continue
         [ -d "$p" ] && find "$p" -depth -type d -empty -delete 2>/dev/null
     done
+    # podman's lock file (root podman's locks live in /dev/shm whatever its roots are)
+    [ -z "${EXISTED[/dev/shm/libpod_lock]:-}" ] && rm -f /dev/shm/libpod_lock
     # podman's image copy cache (written even with private storage)
     if [ -z "${EXISTED[/var/lib/containers]:-}" ]; then
         rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb

@@ -32,6 +32,8 @@ cleanup() {
                 "$p/status" 2>/dev/null && kill -9 "${p#/proc/}" 2>/dev/null
         done
         for _ in $(seq 50); do userdel -f "$user" 2>/dev/null && break; sleep 0.2; done
+        # rootless podman's lock file, named by the uid of the user made here
+        rm -f "/dev/shm/libpod_rootless_lock_$uid"
     fi
     rm -rf "$tmp"
 }
