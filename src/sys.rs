@@ -296,6 +296,13 @@ pub fn with_private_tmpfs(cmd: &mut std::process::Command, dir: &'static str) {
 }
 
 /// _exit(2): end a forked child at once (no atexit handlers, no destructors, no stdio flush of
+/// SIGPIPE back to its default disposition (Rust's runtime ignores it, and an ignored
+/// disposition survives exec).
+pub fn default_sigpipe() {
+    // SAFETY: signal(2) with a constant signal number and SIG_DFL; no handler is installed.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// what it copied from the parent).
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit takes no pointers and never returns.

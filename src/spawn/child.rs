@@ -8,7 +8,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::Spec;
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -49,9 +49,8 @@ pub fn run(ctx: Ctx) -> ! {
         Err(_) => "internal error in the container setup (a bug in berth)".to_string(),
     };
     let _ = ctx.sync.send(&Msg::Error(err));
-    // SAFETY: _exit never returns and runs no atexit handlers or destructors of the parent's
-    // state we were copied from.
-    unsafe { libc::_exit(1) }
+    // No atexit handlers or destructors of the parent's state we were copied from.
+    crate::sys::exit_now(1)
 }
 
 enum Never {}
@@ -354,8 +353,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
             Some(&env),
         ) {
             crate::logger::error(&format!("{e:#}"));
-            // SAFETY: see run().
-            unsafe { libc::_exit(1) }
+            crate::sys::exit_now(1)
         }
     }
     let filter = plan.seccomp.as_ref().filter(|f| !f.wants_notify());
@@ -366,8 +364,8 @@ fn setup(ctx: &Ctx) -> Result<Never> {
 /// descriptor above the preserved ones close-on-exec.
 fn reset_signals_and_fds(plan: &Plan) {
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // Rust's runtime ignores SIGPIPE; the container's process gets the default.
+    crate::sys::default_sigpipe();
     let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
 }
 
@@ -380,14 +378,12 @@ fn load_and_exec(plan: &Plan, filter: Option<&Filter>, program: &super::trampoli
         && let Err(e) = f.load()
     {
         crate::logger::error(&format!("{e:#}"));
-        // SAFETY: see run().
-        unsafe { libc::_exit(1) }
+        crate::sys::exit_now(1)
     }
     let err = program.exec();
     // Go's errno text (the logger's form), as far as the filter lets the write through.
     crate::logger::error(&format!("exec {}: {err}", program.name()));
-    // SAFETY: see run().
-    unsafe { libc::_exit(127) }
+    crate::sys::exit_now(127)
 }
 
 /// A config without `process` (config.md makes it optional for create): the container is
@@ -677,8 +673,8 @@ pub(crate) fn find_executable(arg0: &CString, env: &[String]) -> Result<CString>
 
 /// Block until `start` writes to the exec fifo.
 fn wait_for_start(fifo: RawFd) -> Result<()> {
-    // SAFETY: the fifo descriptor stays open in this process until exec.
-    let fd = unsafe { BorrowedFd::borrow_raw(fifo) };
+    // The fifo descriptor stays open in this process until exec.
+    let fd = crate::sys::borrow_fd(fifo);
     loop {
         let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
