@@ -79,21 +79,7 @@ fn run_one(h: &Hook, state: &[u8], default_env: Option<&[String]>) -> Result<()>
     // create leaves no process behind and `delete --force` has everything in hand. (runc only
     // kills hooks on timeout; a hook that wants to leave a daemon behind forks it, and the
     // daemon does not inherit the death signal.)
-    let parent = std::process::id() as i32;
-    // SAFETY: runs in the forked child before exec; prctl and getppid are async-signal-safe,
-    // and the closure neither allocates nor takes locks.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // berth died between the fork and the prctl: the signal will never come.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
+    crate::sys::die_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| anyhow!("cannot run: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine.

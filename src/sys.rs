@@ -232,6 +232,68 @@ pub fn set_pdeathsig(sig: Option<nix::sys::signal::Signal>) -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(sig)
 }
 
+/// Make the program `cmd` runs die (SIGKILL) with the calling process: PR_SET_PDEATHSIG in the
+/// forked child before exec, and a spawn error (ESRCH) if the caller already died between the
+/// fork and the prctl (the signal would then never come).
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as i32;
+    // SAFETY: runs in the forked child before exec; prctl and getppid are async-signal-safe,
+    // and the closure neither allocates nor takes locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// setdomainname(2) (the NIS domain name of the calling process's UTS namespace).
+pub fn setdomainname(name: &[u8]) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe a live byte string that is only read.
+    Errno::result(unsafe { libc::setdomainname(name.as_ptr() as *const libc::c_char, name.len()) })
+        .map(drop)
+}
+
+/// setrlimit(2) of the calling process.
+pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> nix::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: a valid struct that setrlimit only reads.
+    Errno::result(unsafe { libc::setrlimit(resource, &lim) }).map(drop)
+}
+
+/// The clock ticks per second that /proc's times are counted in (sysconf(_SC_CLK_TCK)); 100
+/// if sysconf cannot say.
+pub fn clk_tck() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+/// Does this kernel take these seccomp filter flags? seccomp(SECCOMP_SET_MODE_FILTER) with no
+/// program fails with EFAULT if it does, EINVAL if not; nothing is installed either way.
+pub fn seccomp_accepts_flags(flags: u32) -> bool {
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    // SAFETY: a NULL program is never read: the call fails before or at reading it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    r < 0 && Errno::last() == Errno::EFAULT
+}
+
 /// seccomp(SECCOMP_GET_NOTIF_SIZES): succeeds where the kernel has seccomp user notification
 /// (Linux 5.0); only reads three sizes.
 pub fn seccomp_notif_sizes() -> nix::Result<()> {
@@ -367,7 +429,8 @@ pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
 }
 
 /// Take ownership of a descriptor number handed to berth to use and close (runc's
-/// `--status-fd`). The caller checked that it is open.
+/// `--status-fd`; one just received with SCM_RIGHTS). The caller knows that it is open and
+/// that nothing else owns it.
 pub fn take_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: berth owns the number from here on (the caller handed it over) and closes it
     // exactly once, when the OwnedFd drops.

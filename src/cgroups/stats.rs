@@ -15,12 +15,6 @@ fn put(m: &mut Map<String, Value>, k: &str, v: u64) {
     }
 }
 
-fn clk_tck() -> u64 {
-    // SAFETY: sysconf has no memory effects.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as u64 } else { 100 }
-}
-
 /// A limit file's value; "max" (or the v1 "unlimited" huge number) reads as u64::MAX.
 fn limit(d: &Path, file: &str) -> u64 {
     let s = read(d, file);
@@ -99,7 +93,7 @@ impl Manager {
                         }
                     }
                     let st = read_kv(&a, "cpuacct.stat");
-                    let ns = 1_000_000_000 / clk_tck();
+                    let ns = 1_000_000_000 / crate::sys::clk_tck();
                     usage.insert(
                         "kernel".into(),
                         json!(st.get("system").copied().unwrap_or(0) * ns),

@@ -150,7 +150,7 @@ fn seccomp() -> Value {
     // TSYNC is accepted and has nothing to do: the process loading the filter has one thread.
     let supported: Vec<&str> = known
         .iter()
-        .filter(|(_, bits)| bits.is_none_or(kernel_accepts_flags))
+        .filter(|(_, bits)| bits.is_none_or(crate::sys::seccomp_accepts_flags))
         .map(|(n, _)| *n)
         .collect();
     json!({
@@ -205,26 +205,10 @@ fn seccomp() -> Value {
     })
 }
 
-const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
 const FLAG_LOG: u32 = 1 << 1;
 const FLAG_SPEC_ALLOW: u32 = 1 << 2;
 const FLAG_NEW_LISTENER: u32 = 1 << 3;
 const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
-
-/// Does this kernel take these filter flags? (With no program it fails with EFAULT if so,
-/// EINVAL if not; nothing is installed either way.)
-fn kernel_accepts_flags(flags: u32) -> bool {
-    // SAFETY: a NULL program is never read: the call fails before or at reading it.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            flags as libc::c_ulong,
-            std::ptr::null::<libc::sock_fprog>(),
-        )
-    };
-    r < 0 && nix::errno::Errno::last() == nix::errno::Errno::EFAULT
-}
 
 fn annotations() -> Value {
     let mut a = serde_json::Map::new();

@@ -220,8 +220,7 @@ pub(crate) fn wait_loop(pid: i32, sfd: &SignalFd, master: Option<OwnedFd>) -> Re
 }
 
 fn write_all(fd: i32, mut data: &[u8]) {
-    // SAFETY: fd is a descriptor we own or our stdout, valid for the call.
-    let f = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let f = crate::sys::borrow_fd(fd);
     while !data.is_empty() {
         match nix::unistd::write(f, data) {
             Ok(n) => data = &data[n..],
@@ -239,8 +238,7 @@ struct RawMode {
 
 impl RawMode {
     fn enter(fd: i32) -> Option<RawMode> {
-        // SAFETY: stdin stays open for the life of the process.
-        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let b = crate::sys::borrow_fd(fd);
         let saved = nix::sys::termios::tcgetattr(b).ok()?;
         let mut raw = saved.clone();
         nix::sys::termios::cfmakeraw(&mut raw);
@@ -251,8 +249,7 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        // SAFETY: see enter().
-        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        let b = crate::sys::borrow_fd(self.fd);
         let _ = nix::sys::termios::tcsetattr(b, nix::sys::termios::SetArg::TCSANOW, &self.saved);
     }
 }

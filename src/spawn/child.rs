@@ -255,11 +255,7 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     if let Some(d) = spec.domainname()
         && !d.is_empty()
     {
-        // SAFETY: setdomainname with a pointer and length of a live byte string.
-        let r = unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) };
-        if r != 0 {
-            bail!("domainname: {}", std::io::Error::last_os_error());
-        }
+        crate::sys::setdomainname(d.as_bytes()).map_err(|e| anyhow!("domainname: {e}"))?;
     }
     set_rlimits(&plan.rlimits)?;
     if let Some(adj) = plan.oom_score_adj {
@@ -478,20 +474,15 @@ fn set_sysctls(sysctl: Option<&std::collections::HashMap<String, String>>) -> Re
 /// `process.rlimits`, in the calling process.
 pub(crate) fn set_rlimits(rlimits: &[super::plan::Rlimit]) -> Result<()> {
     for r in rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: r.soft,
-            rlim_max: r.hard,
-        };
-        // SAFETY: setrlimit with a valid struct.
-        if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
-            bail!(
+        crate::sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| {
+            anyhow!(
                 "process.rlimits: setting {} to {}/{}: {}",
                 r.name,
                 r.soft,
                 r.hard,
-                std::io::Error::last_os_error()
-            );
-        }
+                e
+            )
+        })?;
     }
     Ok(())
 }

@@ -532,7 +532,6 @@ pub(crate) fn forward_seccomp_listener(
 
 pub(crate) fn receive_fd(sock: &OwnedFd) -> Result<OwnedFd> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    use std::os::fd::FromRawFd;
     let mut buf = [0u8; 256];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
@@ -547,8 +546,7 @@ pub(crate) fn receive_fd(sock: &OwnedFd) -> Result<OwnedFd> {
         if let ControlMessageOwned::ScmRights(fds) = c
             && let Some(&fd) = fds.first()
         {
-            // SAFETY: a descriptor just received with SCM_RIGHTS.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            return Ok(crate::sys::take_fd(fd));
         }
     }
     bail!("the container did not send its pty master")

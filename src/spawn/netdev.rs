@@ -263,8 +263,7 @@ fn socket_in(ns: &File) -> Result<Nl> {
     if let Err(e) = setns(home.as_fd(), CloneFlags::CLONE_NEWNET) {
         // Carrying on in the wrong namespace would misdirect everything after this.
         crate::logger::error(&format!("cannot return to its own network namespace: {e}"));
-        // SAFETY: _exit without running anything else.
-        unsafe { libc::_exit(1) }
+        crate::sys::exit_now(1)
     }
     s
 }

@@ -8,7 +8,7 @@ use nix::sys::socket::{
 };
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 #[derive(Serialize, Deserialize, Debug)]
 pub enum Msg {
@@ -134,8 +134,7 @@ impl Channel {
                 for c in cms {
                     if let ControlMessageOwned::ScmRights(fds) = c {
                         for f in fds {
-                            // SAFETY: SCM_RIGHTS gave us a new descriptor.
-                            let o = unsafe { OwnedFd::from_raw_fd(f) };
+                            let o = crate::sys::take_fd(f);
                             if fd.is_none() {
                                 fd = Some(o);
                             }
