@@ -149,6 +149,22 @@ pub fn clone_tree(at: BorrowedFd) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
 }
 
+/// A detached copy of the mount at `path` (open_tree(2) with OPEN_TREE_CLONE, close-on-exec;
+/// with `recursive` the mounts under it too).
+pub fn open_tree_path(path: &Path, recursive: bool) -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let c = cstr(path);
+    // SAFETY: open_tree with a valid C string; returns a new descriptor or -1.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    Errno::result(r)?;
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
 /// Attach the detached tree `tree` on the directory `target` (move_mount(2) between two
 /// descriptors). `tree` then stands for the attached mount.
 pub fn attach_tree(tree: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
@@ -253,6 +269,42 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
     }
 }
 
+/// ioprio_set(2) of the calling process (IOPRIO_WHO_PROCESS, pid 0) to the encoded `prio`.
+pub fn ioprio_set_self(prio: libc::c_int) -> nix::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: integer arguments only.
+    Errno::result(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) })
+        .map(drop)
+}
+
+/// sched_setattr(2) of the calling thread.
+pub fn sched_setattr_self(attr: &crate::spawn::procattr::SchedAttr) -> nix::Result<()> {
+    // SAFETY: a pointer to a live #[repr(C)] struct whose `size` field is its exact size; the
+    // kernel only reads it.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0,
+            attr as *const crate::spawn::procattr::SchedAttr,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// set_mempolicy(2) of the calling thread: `mode` (with its flags) over the node mask `nodes`
+/// (64 nodes per word; empty for none).
+pub fn set_mempolicy(mode: libc::c_int, nodes: &[libc::c_ulong]) -> nix::Result<()> {
+    let (ptr, maxnode) = if nodes.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        // The kernel reads maxnode - 1 bits.
+        (nodes.as_ptr(), nodes.len() * 64 + 1)
+    };
+    // SAFETY: a pointer to `nodes` (or null) and its size in bits; the kernel only reads it.
+    Errno::result(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) }).map(drop)
+}
+
 /// setdomainname(2) (the NIS domain name of the calling process's UTS namespace).
 pub fn setdomainname(name: &[u8]) -> nix::Result<()> {
     // SAFETY: the pointer and length describe a live byte string that is only read.
@@ -276,6 +328,35 @@ pub fn clk_tck() -> u64 {
     // SAFETY: sysconf has no memory effects.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as u64 } else { 100 }
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER) of the classic BPF program `prog` with `flags`, in the
+/// calling thread. Returns the notification listener when `flags` asks for one
+/// (SECCOMP_FILTER_FLAG_NEW_LISTENER). Async-signal-safe: one syscall on memory prepared by
+/// the caller.
+pub fn seccomp_set_filter(prog: &[libc::sock_filter], flags: u32) -> nix::Result<Option<OwnedFd>> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    const FLAG_NEW_LISTENER: u32 = 1 << 3;
+    let fprog = libc::sock_fprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: fprog points at `prog`, alive for the call; the kernel only reads it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(r)?;
+    if flags & FLAG_NEW_LISTENER != 0 {
+        // SAFETY: with NEW_LISTENER seccomp(2) returns a new descriptor (O_CLOEXEC) we own.
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Does this kernel take these seccomp filter flags? seccomp(SECCOMP_SET_MODE_FILTER) with no

@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxIdMapping, Mount};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -82,8 +82,7 @@ pub fn userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping], field: &str) -> Re
             // Only waits to be killed; never returns into berth's code.
             let _ = sys::set_pdeathsig(Some(Signal::SIGKILL));
             if nix::unistd::getppid().as_raw() != me {
-                // SAFETY: _exit without running anything of the parent's.
-                unsafe { libc::_exit(0) }
+                sys::exit_now(0)
             }
             loop {
                 nix::unistd::pause();
@@ -110,10 +109,7 @@ pub fn userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping], field: &str) -> Re
     Ok(OwnedFd::from(f))
 }
 
-const OPEN_TREE_CLONE: u32 = 1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 
 /// An idmapped clone of mount `idx`'s source, made by berth before the fork: detached
 /// (OPEN_TREE_CLONE, recursive with `rbind`; the idmap recursive with `ridmap`) with the mount
@@ -145,22 +141,8 @@ pub fn prepare(m: &Mount, idx: usize, bundle: &Path, userns: BorrowedFd) -> Resu
             attrs |= a;
         }
     }
-    let c = sys::cstr(&src);
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32;
-    if opts.flags.contains(MsFlags::MS_REC) {
-        flags |= libc::AT_RECURSIVE as u32;
-    }
-    // SAFETY: open_tree with a valid C string; returns a new descriptor or -1.
-    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
-    if r < 0 {
-        bail!(
-            "{field}: open_tree {}: {}",
-            src.display(),
-            nix::errno::Errno::last()
-        );
-    }
-    // SAFETY: the kernel returned a new descriptor that we now own.
-    let tree = unsafe { OwnedFd::from_raw_fd(r as i32) };
+    let tree = sys::open_tree_path(&src, opts.flags.contains(MsFlags::MS_REC))
+        .map_err(|e| anyhow!("{field}: open_tree {}: {e}", src.display()))?;
     sys::mount_setattr(
         tree.as_raw_fd(),
         Path::new(""),
@@ -185,19 +167,6 @@ pub fn prepare(m: &Mount, idx: usize, bundle: &Path, userns: BorrowedFd) -> Resu
 
 /// Attach a tree made by `prepare` onto `target` (in the container's mount namespace).
 pub fn attach(tree: BorrowedFd, target: BorrowedFd) -> Result<()> {
-    // SAFETY: move_mount between two live descriptors with empty paths.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    if r != 0 {
-        bail!("move_mount: {}", nix::errno::Errno::last());
-    }
+    sys::attach_tree(tree, target).map_err(|e| anyhow!("move_mount: {e}"))?;
     Ok(())
 }

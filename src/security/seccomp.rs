@@ -15,9 +15,8 @@ use libseccomp::{
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
 const FLAG_LOG: u32 = 1 << 1;
 const FLAG_SPEC_ALLOW: u32 = 1 << 2;
 const FLAG_NEW_LISTENER: u32 = 1 << 3;
@@ -160,21 +159,6 @@ fn scmp_cmp(
     }
 }
 
-/// Is `flags` accepted by this kernel? seccomp(2) checks the flags before it reads the program,
-/// so a NULL program gives EFAULT for known flags and EINVAL for unknown ones.
-fn kernel_accepts_flags(flags: u32) -> bool {
-    // SAFETY: a NULL program is never read; the kernel fails with EFAULT at the latest.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            flags as libc::c_ulong,
-            std::ptr::null::<libc::sock_fprog>(),
-        )
-    };
-    r < 0 && nix::errno::Errno::last() == nix::errno::Errno::EFAULT
-}
-
 /// The actions that let unknown (newer) syscalls through anyway: no -ENOSYS stub for them.
 fn permissive(a: ScmpAction) -> bool {
     matches!(
@@ -312,7 +296,7 @@ impl Filter {
                     continue;
                 }
             };
-            if !kernel_accepts_flags(bit) {
+            if !crate::sys::seccomp_accepts_flags(bit) {
                 bail!("linux.seccomp.flags[{i}]: {f} is not supported by this kernel");
             }
             flags |= bit;
@@ -322,13 +306,13 @@ impl Filter {
                 bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
             }
             flags |= FLAG_NEW_LISTENER;
-            if !kernel_accepts_flags(FLAG_NEW_LISTENER) {
+            if !crate::sys::seccomp_accepts_flags(FLAG_NEW_LISTENER) {
                 bail!("linux.seccomp: SCMP_ACT_NOTIFY is not supported by this kernel");
             }
         }
         if let Some(i) = wait_killable {
             if notify {
-                if !kernel_accepts_flags(FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV) {
+                if !crate::sys::seccomp_accepts_flags(FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV) {
                     bail!(
                         "linux.seccomp.flags[{i}]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not \
                          supported by this kernel"
@@ -377,32 +361,12 @@ impl Filter {
     /// Load into the calling process. Returns the notify listener fd if any. Async-signal-safe
     /// apart from building an error: one seccomp(2) call on memory prepared before the fork.
     pub fn load(&self) -> Result<Option<OwnedFd>> {
-        let fprog = libc::sock_fprog {
-            len: self.prog.len() as libc::c_ushort,
-            filter: self.prog.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: fprog points at `self.prog`, alive for the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                SECCOMP_SET_MODE_FILTER,
-                self.flags as libc::c_ulong,
-                &fprog as *const libc::sock_fprog,
+        crate::sys::seccomp_set_filter(&self.prog, self.flags).map_err(|e| {
+            anyhow!(
+                "linux.seccomp: loading the filter (flags {:#x}): {e}",
+                self.flags
             )
-        };
-        if r < 0 {
-            bail!(
-                "linux.seccomp: loading the filter (flags {:#x}): {}",
-                self.flags,
-                nix::errno::Errno::last()
-            );
-        }
-        if self.flags & FLAG_NEW_LISTENER != 0 {
-            // SAFETY: with NEW_LISTENER seccomp(2) returns a new fd (O_CLOEXEC) that we own.
-            Ok(Some(unsafe { OwnedFd::from_raw_fd(r as i32) }))
-        } else {
-            Ok(None)
-        }
+        })
     }
 }
 

@@ -118,6 +118,24 @@ pub fn probe(cgroup_fd: Option<RawFd>) -> Result<(), Errno> {
     }
 }
 
+/// A fork whose child is the caller's sibling (CLONE_PARENT): the caller's parent can wait for
+/// it. clone3 refuses CLONE_PARENT with an exit signal; the old clone takes the parent's, so
+/// this is clone(2). Ok(0) in the child, Ok(pid) in the caller.
+pub fn fork_sibling() -> nix::Result<i32> {
+    // SAFETY: the raw clone syscall with a null stack is fork; the caller is single-threaded.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    Errno::result(r).map(|r| r as i32)
+}
+
 /// Plain fork (for the second fork into a pid or time namespace).
 pub fn fork() -> Result<Forked> {
     clone(0, None).map(|(f, _)| f)

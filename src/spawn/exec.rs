@@ -403,8 +403,7 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
                 && let Err(e) = p.join_self(v2_placed)
             {
                 let _ = child_ch.send(&Msg::Error(format!("{e:#}")));
-                // SAFETY: see run_child().
-                unsafe { libc::_exit(1) }
+                crate::sys::exit_now(1)
             }
             drop(placement);
             run_child(&plan, child_ch, me, console_child)
@@ -475,8 +474,7 @@ fn run_child(plan: &Plan, sync: Channel, berth: i32, console: Option<RawFd>) -> 
         Err(_) => "internal error in the exec setup (a bug in berth)".to_string(),
     };
     let _ = sync.send(&Msg::Error(err));
-    // SAFETY: _exit runs no atexit handlers or destructors of state copied from the parent.
-    unsafe { libc::_exit(1) }
+    crate::sys::exit_now(1)
 }
 
 /// Join the container's namespaces and root, then become (or fork) the process.
@@ -511,27 +509,14 @@ fn join(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> Resu
     if plan.second_fork {
         // CLONE_PARENT: the process is berth's child, so berth can wait for it.
         // (clone3 refuses CLONE_PARENT with an exit signal; the old clone takes the parent's.)
-        // SAFETY: the raw clone syscall with a null stack is fork; this process is
-        // single-threaded.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            )
-        };
+        let r = clone::fork_sibling();
         match r {
-            0 => die_with_parent(berth)?,
-            r if r > 0 => {
-                sync.send(&Msg::Pid(r as i32))?;
-                // SAFETY: see run_child().
-                unsafe { libc::_exit(0) }
+            Ok(0) => die_with_parent(berth)?,
+            Ok(pid) => {
+                sync.send(&Msg::Pid(pid))?;
+                crate::sys::exit_now(0)
             }
-            _ => {
-                let e = nix::errno::Errno::last();
+            Err(e) => {
                 // The kernel answers ENOMEM when the namespace's init has exited (a container
                 // stopping while the exec joins it), not for a lack of memory.
                 if e == nix::errno::Errno::ENOMEM {
@@ -610,8 +595,7 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
 
     // Signals: the mask and ignored dispositions survive exec; give the process defaults.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    // SAFETY: restoring the default disposition of SIGPIPE (Rust's runtime ignores it).
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    crate::sys::default_sigpipe();
     let _ = crate::sys::cloexec_from(3 + plan.preserve_fds);
     match &plan.seccomp {
         // The listener goes to berth with `ready`; the filter must be loaded to make it.

@@ -66,43 +66,27 @@ impl Attrs {
     /// capabilities (a real-time policy or a lower nice value needs CAP_SYS_NICE).
     pub fn apply(&self) -> Result<()> {
         if let Some(p) = self.ioprio {
-            // SAFETY: ioprio_set with integer arguments only.
-            let r = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, p) };
-            if r != 0 {
-                bail!("process.ioPriority: ioprio_set: {}", errno());
-            }
+            crate::sys::ioprio_set_self(p)
+                .map_err(|e| anyhow!("process.ioPriority: ioprio_set: {e}"))?;
         }
-        if let Some(a) = &self.sched {
-            // SAFETY: sched_setattr on this thread with a pointer to a live struct whose `size`
-            // field is its exact size.
-            let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, a as *const SchedAttr, 0) };
-            if r != 0 {
-                let e = errno();
-                let hint = if e == nix::errno::Errno::EPERM {
-                    " (a real-time or deadline policy needs CAP_SYS_NICE and, with a cgroup v1 cpu \
-                     controller, a realtime budget: linux.resources.cpu.realtimeRuntime)"
-                } else {
-                    ""
-                };
-                bail!("process.scheduler: sched_setattr: {e}{hint}");
-            }
+        if let Some(a) = &self.sched
+            && let Err(e) = crate::sys::sched_setattr_self(a)
+        {
+            let hint = if e == nix::errno::Errno::EPERM {
+                " (a real-time or deadline policy needs CAP_SYS_NICE and, with a cgroup v1 cpu \
+                 controller, a realtime budget: linux.resources.cpu.realtimeRuntime)"
+            } else {
+                ""
+            };
+            bail!("process.scheduler: sched_setattr: {e}{hint}");
         }
         if let Some(m) = &self.mempolicy {
-            let (ptr, maxnode) = if m.nodes.is_empty() {
-                (std::ptr::null(), 0)
-            } else {
-                // The kernel reads maxnode - 1 bits (set_mempolicy(2)).
-                (m.nodes.as_ptr(), m.nodes.len() * 64 + 1)
-            };
-            // SAFETY: set_mempolicy with a pointer to `nodes` (or null) and its size in bits.
-            let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, m.mode, ptr, maxnode) };
-            if r != 0 {
-                bail!(
-                    "linux.memoryPolicy: set_mempolicy: {} (are the nodes online and in the \
-                     container's cpuset.mems?)",
-                    errno()
-                );
-            }
+            crate::sys::set_mempolicy(m.mode, &m.nodes).map_err(|e| {
+                anyhow!(
+                    "linux.memoryPolicy: set_mempolicy: {e} (are the nodes online and in the \
+                     container's cpuset.mems?)"
+                )
+            })?;
         }
         // Last: personality(2) cannot fail for the two supported domains, and nothing after
         // it here depends on uname.
@@ -115,10 +99,6 @@ impl Attrs {
         }
         Ok(())
     }
-}
-
-fn errno() -> nix::errno::Errno {
-    nix::errno::Errno::last()
 }
 
 /// Set the CPU affinity of `pid` (0: the caller).
@@ -152,7 +132,6 @@ fn personality(p: &LinuxPersonality) -> Result<libc::c_ulong> {
 
 // ---------------------------------------------------------------- I/O priority
 
-const IOPRIO_WHO_PROCESS: libc::c_int = 1;
 const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
 
 fn ioprio(class: IOPriorityClass, priority: i64) -> Result<libc::c_int> {

@@ -166,8 +166,10 @@ mod tests {
         // Sealed: no write, no growth.
         assert!(nix::unistd::write(&t, b"x").is_err());
         let out = std::env::temp_dir().join(format!("berth-tramp-{}", std::process::id()));
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
+        // The child only builds its argv and execs (or _exits): nothing of the test harness's
+        // other threads is needed there.
+        match crate::spawn::clone::fork().unwrap() {
+            crate::spawn::clone::Forked::Child => {
                 let sh = CString::new("/bin/sh").unwrap();
                 let args = [
                     CString::new("sh").unwrap(),
@@ -178,9 +180,10 @@ mod tests {
                 ];
                 let env = [CString::new("X=two").unwrap()];
                 super::Exec::new(Some(&t), &sh, &args, &env).exec();
-                unsafe { libc::_exit(99) }
+                crate::sys::exit_now(99)
             }
-            nix::unistd::ForkResult::Parent { child } => {
+            crate::spawn::clone::Forked::Parent(pid) => {
+                let child = nix::unistd::Pid::from_raw(pid);
                 let st = nix::sys::wait::waitpid(child, None).unwrap();
                 assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
             }
