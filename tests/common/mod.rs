@@ -339,14 +339,38 @@ impl Drop for Env {
             }
             rmdir_tree(&d);
         }
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg("-l")
-            .arg(&self.tmp)
-            .stderr(Stdio::null())
-            .status();
+        // Every mount a test made under its directory (tmp is not a mount point itself, so
+        // `umount -R tmp` would not reach them): deepest first, lazily.
+        for m in mounts_under(&self.tmp) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&m)
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
+}
+
+/// The mount points at or under `dir` in this mount namespace, deepest first.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        // mountinfo escapes space, tab, newline and backslash as octal.
+        .map(|m| {
+            PathBuf::from(
+                m.replace("\\040", " ")
+                    .replace("\\011", "\t")
+                    .replace("\\012", "\n")
+                    .replace("\\134", "\\"),
+            )
+        })
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    found
 }
 
 /// Wait (up to 10 s) until process `pid` runs exactly `argv`: its /proc cmdline is `argv`, NUL
