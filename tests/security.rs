@@ -390,10 +390,13 @@ fn fd_list(s: &str) -> Vec<u32> {
     v
 }
 
-/// The descriptors of a child of the shell (the shell's own glob holds one more while listing).
-/// The pause lets the background child finish its own stdin redirection (to /dev/null) first.
-const LIST_FDS: &str =
-    "sleep 60 & sleep 0.2; cd /proc/$!/fd && for f in *; do echo $f; done; kill $!; echo listed";
+/// The descriptors of a child of the shell (the shell's own glob holds one more while listing),
+/// once it has exec'd sleep (so its own stdin redirection to /dev/null is done). Under load its
+/// /proc directory may not be readable at the first try (while it execs), so that is retried.
+const LIST_FDS: &str = "sleep 60 & i=0; \
+     until cd /proc/$!/fd 2>/dev/null && [ \"$(cat /proc/$!/comm)\" = sleep ]; do \
+     i=$((i+1)); [ $i -gt 200 ] && echo never-exec && break; sleep 0.05; done; \
+     for f in *; do echo $f; done; kill $!; echo listed";
 
 /// CVE-2024-21626: no descriptor of the caller reaches the container (run, create+start, exec,
 /// and exec --preserve-fds 1 which keeps exactly fd 3).
