@@ -139,13 +139,20 @@ impl Env {
         let dir = self.tmp.join(format!("bundle-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let st = Command::new("cp")
+        let cp = Command::new("cp")
             .arg("-a")
             .arg(rootfs_src())
             .arg(dir.join("rootfs"))
-            .status()
+            .stdin(Stdio::null())
+            .output()
             .unwrap();
-        assert!(st.success());
+        assert!(
+            cp.status.success(),
+            "copying the rootfs {} to {}: {}",
+            rootfs_src().display(),
+            dir.display(),
+            String::from_utf8_lossy(&cp.stderr)
+        );
         let out = Command::new(berth_bin())
             .arg("spec")
             .arg("--bundle")
