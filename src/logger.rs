@@ -178,6 +178,22 @@ fn errno_named(name: &str) -> Option<nix::errno::Errno> {
 
 /// The C library's message for errno `n` (std::io::Error prints it, followed by
 /// " (os error N)"), "" when unknown.
+/// One errno as Go prints it (`no such file or directory`), for messages built by hand.
+pub fn errno_text(e: nix::errno::Errno) -> String {
+    match strerror(e as i32) {
+        t if t.is_empty() => format!("errno {}", e as i32),
+        t => lower_first(&t),
+    }
+}
+
+/// An I/O error as Go prints it: its errno's text, or the error itself if it has none.
+pub fn io_errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => errno_text(nix::errno::Errno::from_raw(n)),
+        None => e.to_string(),
+    }
+}
+
 fn strerror(n: i32) -> String {
     let s = std::io::Error::from_raw_os_error(n).to_string();
     match s.strip_suffix(&format!(" (os error {n})")) {
@@ -238,6 +254,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::go_errno_texts as go;
+
+    #[test]
+    fn single_errno_texts_are_gos() {
+        use nix::errno::Errno;
+        assert_eq!(
+            super::errno_text(Errno::ENOENT),
+            "no such file or directory"
+        );
+        assert_eq!(super::errno_text(Errno::EACCES), "permission denied");
+        // Go keeps the capital where the second letter is one too.
+        assert_eq!(super::errno_text(Errno::EDOTDOT), "RFS specific error");
+        let e = std::io::Error::from_raw_os_error(libc::EPERM);
+        assert_eq!(super::io_errno_text(&e), "operation not permitted");
+        let e = std::io::Error::other("no errno here");
+        assert_eq!(super::io_errno_text(&e), "no errno here");
+    }
 
     #[test]
     fn errno_texts_become_gos() {

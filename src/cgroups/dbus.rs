@@ -694,7 +694,8 @@ impl Conn {
             None,
         )
         .map_err(|e| anyhow!("D-Bus: socket: {e}"))?;
-        connect(fd.as_raw_fd(), &ua).map_err(|e| anyhow!("{shown}: {}", errno_text(e)))?;
+        connect(fd.as_raw_fd(), &ua)
+            .map_err(|e| anyhow!("{shown}: {}", crate::logger::errno_text(e)))?;
         let mut c = Conn {
             fd,
             via_bus,
@@ -738,7 +739,11 @@ impl Conn {
             match send(self.fd.as_raw_fd(), b, MsgFlags::MSG_NOSIGNAL) {
                 Ok(n) => b = &b[n..],
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => bail!("D-Bus: writing to {}: {}", self.endpoint, errno_text(e)),
+                Err(e) => bail!(
+                    "D-Bus: writing to {}: {}",
+                    self.endpoint,
+                    crate::logger::errno_text(e)
+                ),
             }
         }
         Ok(())
@@ -885,7 +890,11 @@ impl Conn {
                 Ok(())
             }
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => Ok(()),
-            Err(e) => bail!("D-Bus: reading from {}: {}", self.endpoint, errno_text(e)),
+            Err(e) => bail!(
+                "D-Bus: reading from {}: {}",
+                self.endpoint,
+                crate::logger::errno_text(e)
+            ),
         }
     }
 
@@ -905,15 +914,6 @@ impl Conn {
 
 /// An errno as Go (and so runc, whose messages engines parse) writes it: "no such file or
 /// directory".
-fn errno_text(e: nix::errno::Errno) -> String {
-    let d = e.desc();
-    let mut c = d.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => d.to_string(),
-    }
-}
-
 fn as_result(m: Msg) -> Result<Msg> {
     if m.kind == ERROR {
         return Err(DbusError {

@@ -25,22 +25,8 @@ pub fn binary(flag: Option<&Path>) -> Result<PathBuf, String> {
     swrk::find_binary(flag.unwrap_or(Path::new("criu")))
 }
 
-/// An errno as Go prints it ("no such file or directory").
-pub fn errno_text(e: nix::errno::Errno) -> String {
-    let d = e.desc();
-    let mut c = d.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => format!("errno {}", e as i32),
-    }
-}
-
-pub fn io_errno_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => errno_text(nix::errno::Errno::from_raw(n)),
-        None => e.to_string(),
-    }
-}
+/// Errno texts as Go prints them ("no such file or directory"), as everywhere in berth.
+pub use crate::logger::{errno_text, io_errno_text};
 
 /// The reasons CRIU gives in a log or on stderr: the text of its `Error (file:line): ...`
 /// lines, in order, without repeats and without the closing "Dumping FAILED." summary.
