@@ -1251,7 +1251,18 @@ fn linux_scenarios() -> Vec<Scenario> {
         sc!(
             "linux.namespaces.network",
             "linux.namespaces type network",
-            |ctx| ns_scenario(ctx, "network", "net")
+            |ctx| {
+                ns_scenario(ctx, "network", "net")?;
+                // A new network namespace gets its loopback device up (runc, crun).
+                let o = ctx.probe(&["read=/sys/class/net/lo/flags"], |_| {})?;
+                let flags = o.op_str(0).unwrap_or_default();
+                let bits = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16);
+                ensure!(
+                    bits.is_ok_and(|b| b & libc::IFF_UP as u32 != 0),
+                    "lo is not up in the new network namespace: flags {flags:?}"
+                );
+                Ok(())
+            }
         ),
         sc!("linux.namespaces.ipc", "linux.namespaces type ipc", |ctx| {
             ns_scenario(ctx, "ipc", "ipc")

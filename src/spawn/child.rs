@@ -143,6 +143,9 @@ fn setup(ctx: &Ctx) -> Result<Never> {
         unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| anyhow!("linux.namespaces: new cgroup namespace: {e}"))?;
     }
+    if plan.new_netns {
+        super::netdev::loopback_up()?;
+    }
     if !plan.net_devices.is_empty() {
         request(&ctx.sync, Msg::NetDevices)?;
     }

@@ -268,6 +268,24 @@ fn socket_in(ns: &File) -> Result<Nl> {
     s
 }
 
+/// Bring up the loopback device of the calling process's (new) network namespace, as runc and
+/// crun do: a new network namespace starts with `lo` down, so 127.0.0.1 and ::1 are unusable.
+/// `lo` is interface 1 in every network namespace.
+pub fn loopback_up() -> Result<()> {
+    let up = libc::IFF_UP as u32;
+    let m = Msg::new(
+        libc::RTM_NEWLINK,
+        libc::NLM_F_ACK as u16,
+        &ifinfo(1, up, up),
+    );
+    Nl::open()
+        .and_then(|mut nl| nl.call(m).map_err(|e| anyhow!("{e}")))
+        .map(drop)
+        .map_err(|e| {
+            anyhow!("linux.namespaces: bringing up lo in the new network namespace: {e:#}")
+        })
+}
+
 /// Move each (host name, name in the container) into the network namespace of `pid`.
 pub fn move_all(devices: &[(String, String)], pid: i32) -> Result<()> {
     if devices.is_empty() {

@@ -58,6 +58,8 @@ pub struct Plan {
     /// New namespaces made with unshare in the child (when some are joined).
     pub unshare_flags: libc::c_int,
     pub new_userns: bool,
+    /// A new network namespace (not joined by path): its loopback device is brought up.
+    pub new_netns: bool,
     pub in_userns: bool,
     /// A mount namespace (new or joined). Without one the container shares berth's: its mounts
     /// are made there, exactly those config.json lists, and the rootfs is entered with chroot.
@@ -410,6 +412,7 @@ impl Plan {
             joins,
             unshare_flags,
             new_userns,
+            new_netns: new_flags & libc::CLONE_NEWNET != 0,
             in_userns,
             mount_ns,
             userns_limits: in_userns || crate::rootless::in_userns(),
