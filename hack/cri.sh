@@ -76,10 +76,10 @@ run_one() {
     [ -f "$work/$name.tsv" ] || cri_log "no results from $name"
 }
 
-# Left by runs at the same time: each run removes the shared parents (kubepods cgroups or
-# slices, /run/netns and the other system dirs containerd and CNI make) only if they were not
-# there when it started and are empty when it ends, so two runs may each leave them to the
-# other. Removed here after all runs, if they were not there before.
+# Runs at the same time share parents (kubepods cgroups or slices, /run/netns and the other
+# system dirs containerd and CNI make): with BCRI_SHARED_PARENTS no run removes them (one could
+# while the other is about to use them); removed here after all runs, if they were not there
+# before.
 shared_before=$(ls -d /run/netns /run/containerd /run/containerd/s /var/lib/cni /var/lib/cni/results \
     /sys/fs/cgroup/kubepods.slice /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods 2>/dev/null)
 shared_cleanup() {
@@ -107,7 +107,7 @@ for rt in $RUNTIMES; do
     name=$(basename "$rt")
     names+=("$name")
     if [ "${CRI_PARALLEL:-0}" = 1 ]; then
-        run_one "$name" "$(cri_path "$rt")" &
+        BCRI_SHARED_PARENTS=1 run_one "$name" "$(cri_path "$rt")" &
         pids+=($!)
     else
         run_one "$name" "$(cri_path "$rt")"
