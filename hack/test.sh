@@ -78,8 +78,9 @@ section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.s
     RUNTIME="${SYSVM_RUNTIME-$repo/target/release/berth}" bash hack/sysvm/run-tests.sh
 # Kubernetes pods through containerd's CRI in the systemd guest (hack/cri/sysvm.sh): SystemdCgroup
 # = true, kubelet's slice names; berth and runc at the same time in one boot, each with its own
-# containerd. Fails iff berth fails a check runc passes (as the cri section).
-section cri-sysvm bash hack/cri/sysvm.sh
+# containerd. Fails iff berth fails a check runc passes (as the cri section). No smoke suite (the
+# sysvm section ran it); SYSVM_SUITES given here, not taken from the caller's (the sysvm section's).
+section cri-sysvm env SYSVM_SUITES=hack/cri.sh bash hack/cri/sysvm.sh
 section leftovers leftovers
 echo; echo "=== summary"
 printf '%s\n' "${results[@]}"
