@@ -58,7 +58,7 @@ cri: build rootfs
 cri-canfail: build rootfs
 	bash hack/cri/canfail.sh
 
-# The CRI suite with the systemd cgroup driver in the systemd guest (runc; RUNTIMES=...).
+# The CRI suite with the systemd cgroup driver in the systemd guest (berth and runc; RUNTIMES=...).
 cri-sysvm: build rootfs
 	bash hack/cri/sysvm.sh
 

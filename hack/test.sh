@@ -5,8 +5,9 @@
 # (hack/vm/run-tests.sh), the systemd + cgroup v2 guest (hack/sysvm/run-tests.sh: the engines
 # at their systemd defaults through berth, and the cgroup suites with both cgroup drivers,
 # hack/cgroup-drivers.sh), the short stress run (hack/stress.sh), Kubernetes pods through
-# containerd's CRI side by side with runc (hack/cri.sh), make install's layout, the static build
-# (hack/static.sh test), rootless podman (hack/rootless/podman.sh). SKIP="e2e vm" skips sections by name.
+# containerd's CRI side by side with runc (hack/cri.sh; and in the systemd guest with the systemd
+# cgroup driver, hack/cri/sysvm.sh), make install's layout, the static build (hack/static.sh
+# test), rootless podman (hack/rootless/podman.sh). SKIP="e2e vm" skips sections by name.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -75,6 +76,11 @@ section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint; lsm_
 # choose the suites and the runtime under test.
 section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh}" \
     RUNTIME="${SYSVM_RUNTIME-$repo/target/release/berth}" bash hack/sysvm/run-tests.sh
+# Kubernetes pods through containerd's CRI in the systemd guest (hack/cri/sysvm.sh): SystemdCgroup
+# = true, kubelet's slice names; berth and runc at the same time in one boot, each with its own
+# containerd. Fails iff berth fails a check runc passes (as the cri section). No smoke suite (the
+# sysvm section ran it); SYSVM_SUITES given here, not taken from the caller's (the sysvm section's).
+section cri-sysvm env SYSVM_SUITES=hack/cri.sh bash hack/cri/sysvm.sh
 section leftovers leftovers
 echo; echo "=== summary"
 printf '%s\n' "${results[@]}"

@@ -2,11 +2,13 @@
 # The CRI suite with the systemd cgroup driver (SystemdCgroup = true, kubepods-burstable-pod<uid>.slice
 # parents, cri-containerd-<id>.scope units) in the systemd + cgroup v2 guest (hack/sysvm):
 # the client and the images are made here on the host (the guest has no compiler and no
-# network), then one boot runs hack/cri.sh in the guest with CGROUP_DRIVER=systemd.
+# network), then one boot runs hack/cri.sh in the guest with CGROUP_DRIVER=systemd, berth and
+# runc at the same time (CRI_PARALLEL=1: each with its own containerd), each runtime from a
+# copy on the guest's disk. The CI section cri-sysvm (hack/test.sh).
 #
-#   bash hack/cri/sysvm.sh                     # runc (make cri-sysvm)
-#   RUNTIMES="berth runc" bash hack/cri/sysvm.sh   # once berth has the systemd cgroup driver
-#   FILTER=pod VERBOSE=1 bash hack/cri/sysvm.sh
+#   bash hack/cri/sysvm.sh                     # berth and runc (make cri-sysvm)
+#   RUNTIMES=runc CRI_PARALLEL=0 bash hack/cri/sysvm.sh
+#   RUNTIMES=berth FILTER=pod VERBOSE=1 bash hack/cri/sysvm.sh
 #
 # Exit status: hack/sysvm/run-tests.sh's (0 iff the suite passed in the guest; see hack/cri.sh
 # for what passing means with and without runc in RUNTIMES).
@@ -20,7 +22,7 @@ img=$PWD/hack/.cache/cri-images
 rm -rf "$img"
 mkdir -p "$img"
 cri_images "$img" || exit 2
-export CRI_PREBUILT=$img CGROUP_DRIVER=systemd RUNTIMES=${RUNTIMES:-runc}
+export CRI_PREBUILT=$img CGROUP_DRIVER=systemd RUNTIMES=${RUNTIMES:-berth runc} CRI_PARALLEL=${CRI_PARALLEL:-1}
 SYSVM_SUITES=${SYSVM_SUITES:-smoke; hack/cri.sh} bash hack/sysvm/run-tests.sh
 rc=$?
 rm -rf "$img"

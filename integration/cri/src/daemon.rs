@@ -49,15 +49,23 @@ impl Daemon {
         systemd: bool,
         sandbox_image: &str,
     ) -> Self {
+        // BCRI_SHARED_PARENTS: other runs use the same parents at the same time (hack/cri.sh
+        // with CRI_PARALLEL=1, which removes them after all runs): kept as if they had existed
+        let shared = std::env::var_os("BCRI_SHARED_PARENTS").is_some();
         let existed = SYS_PATHS
             .iter()
-            .map(|p| (p.to_string(), Path::new(p).exists()))
+            .map(|p| (p.to_string(), shared || Path::new(p).exists()))
             .collect();
         let mut cg_existed = vec![];
         for h in host::hierarchies() {
-            for sub in ["kubepods", "kubepods/burstable", "kubepods.slice"] {
+            for sub in [
+                "kubepods",
+                "kubepods/burstable",
+                "kubepods.slice",
+                "kubepods.slice/kubepods-burstable.slice",
+            ] {
                 let p = h.mountpoint.join(sub);
-                if p.exists() {
+                if shared || p.exists() {
                     cg_existed.push(p);
                 }
             }

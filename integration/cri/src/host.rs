@@ -259,12 +259,31 @@ pub const RESOURCES_SCRIPT: &str = "for f in memory/memory.limit_in_bytes cpu/cp
      cpu,cpuacct/cpu.shares memory.max cpu.max cpu.weight; do \
      [ -f /sys/fs/cgroup/$f ] && echo ${f##*/}=$(cat /sys/fs/cgroup/$f); done; true";
 
-/// v2 weight for v1 shares, the conversion runc and the CRI use.
+/// v2 weight for v1 shares: the linear conversion of runc < 1.3.2 (Debian's 1.1.5; 1024 -> 39).
 pub fn shares_to_weight(shares: i64) -> i64 {
     if shares == 0 {
         return 0;
     }
     1 + ((shares - 2) * 9999) / 262142
+}
+
+/// v2 weight for v1 shares as runc >= 1.3.2 and crun >= 1.23 convert them (and berth): a curve
+/// in log2(shares) through 2 -> 1, 1024 -> 100, 262144 -> 10000.
+pub fn shares_to_weight_curve(shares: i64) -> i64 {
+    match shares {
+        0 => 0,
+        1..=2 => 1,
+        262_144.. => 10_000,
+        s => {
+            let l = (s as f64).log2();
+            10f64.powf((l * l + 125.0 * l) / 612.0 - 7.0 / 34.0).ceil() as i64
+        }
+    }
+}
+
+/// Whether `weight` is what one of runc's two conversions makes of `shares`.
+pub fn weight_of_shares(shares: i64, weight: i64) -> bool {
+    weight == shares_to_weight(shares) || weight == shares_to_weight_curve(shares)
 }
 
 /// Capability sets of a process as bit masks: (CapEff, CapPrm, CapBnd).

@@ -990,10 +990,19 @@ fn ticks(s: &str) -> Vec<u64> {
 async fn check_res(t: &T, id: &str, pid: i32, want: &host::Res) -> cri::R<()> {
     let h = host::res_of(pid);
     let i = host::parse_res(&t.cri.sh(id, host::RESOURCES_SCRIPT).await?);
+    // cpu.weight: runc's old linear conversion of the shares (Debian's 1.1.5) or its curve
+    // since 1.3.2 (berth's); any other value is wrong
+    let shares = want.cpu_shares.unwrap_or(0);
     let pick = |r: &host::Res| {
         if host::cgroup_v2() {
             host::Res {
                 cpu_shares: None,
+                cpu_weight: match r.cpu_weight {
+                    Some(w) if want.cpu_shares.is_some() && host::weight_of_shares(shares, w) => {
+                        want.cpu_weight
+                    }
+                    w => w,
+                },
                 ..r.clone()
             }
         } else {
@@ -1687,9 +1696,10 @@ async fn g_nothing_left(t: &mut T) -> cri::R<()> {
     t.check("nothing-left.cri", r);
     let mut left = vec![];
     let uids = t.uids.clone();
-    for u in &uids {
-        let ids = t.ids.clone();
-        left.extend(t.leftovers_of(u, &ids, true));
+    // the per-id leftovers (processes, mounts, state, sockets, units) once; per pod its cgroup
+    let ids = t.ids.clone();
+    for (n, u) in uids.iter().enumerate() {
+        left.extend(t.leftovers_of(u, if n == 0 { &ids } else { &[] }, true));
         if let Err(e) = t.remove_pod_cgroup(u) {
             left.push(e);
         }
