@@ -253,11 +253,27 @@ impl Manager {
     }
 
     /// v1 devices.allow/deny, or on cgroup v2 the eBPF device program.
+    ///
+    /// Rootless (runc's rule): a failure to apply them is ignored, silently (rootless podman
+    /// always sends a deny-all rule). A rootless caller can neither load a device eBPF program
+    /// (that takes CAP_SYS_ADMIN or CAP_BPF in the initial user namespace) nor write v1
+    /// `devices.*`, and its container can open only the device nodes bound from the host,
+    /// with the caller's own permissions on them. Bad rules are an error all the same.
     pub fn apply_devices(&self, spec: &[LinuxDeviceCgroup]) -> Result<()> {
         let rules = devices::rules(spec)?;
+        match self.apply_rules(&rules) {
+            Err(e) if crate::rootless::enabled() => {
+                crate::logger::debug(&format!("rootless: device rules not applied: {e:#}"));
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn apply_rules(&self, rules: &[devices::Rule]) -> Result<()> {
         if self.st.mode != Mode::V2 {
             return match self.v1_dir("devices") {
-                Some(d) => devices::apply_v1(d, &rules),
+                Some(d) => devices::apply_v1(d, rules),
                 None => bail!(
                     "linux.resources.devices: the devices cgroup controller is not mounted on this host"
                 ),
@@ -268,7 +284,7 @@ impl Manager {
             .v2
             .as_ref()
             .ok_or_else(|| anyhow!("linux.resources.devices: no cgroup2 directory"))?;
-        bpf::apply(d, &rules)
+        bpf::apply(d, rules)
     }
 
     /// The container's cgroup files its first process needs to place itself (opened now,
