@@ -71,9 +71,11 @@ section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint; lsm_
 # The systemd + cgroup v2 guest (hack/sysvm/README.md): installs qemu, mmdebstrap & co and builds
 # the guest image on a fresh machine (~2-2.5 min), then in one boot: smoke, docker/containerd/podman
 # at their systemd defaults through berth (--systemd-cgroup), and the cgroup suites with both
-# drivers (hack/cgroup-drivers.sh; test binaries built by cargo-test). SYSVM_SUITES/SYSVM_RUNTIME
-# choose the suites and the runtime under test.
-section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh}" \
+# drivers (hack/cgroup-drivers.sh; test binaries built by cargo-test), and rootless as the
+# guest's user berthtest (pieces.sh rootless: rootless podman with its systemd cgroup manager, and
+# berth itself with --systemd-cgroup in the user's systemd and with cgroupfs in a delegated user
+# scope; ~2 min under TCG). SYSVM_SUITES/SYSVM_RUNTIME choose the suites and the runtime under test.
+section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh; rootless}" \
     RUNTIME="${SYSVM_RUNTIME-$repo/target/release/berth}" bash hack/sysvm/run-tests.sh
 section leftovers leftovers
 echo; echo "=== summary"

@@ -184,6 +184,34 @@ impl Manager {
         })
     }
 
+    /// Pure cgroup v2, unprivileged: whether this process may move a process of its own into
+    /// the container's cgroup. The kernel asks for write access to `cgroup.procs` of the
+    /// destination and of the nearest common ancestor of source and destination: a rootless
+    /// `exec` from a login session (`session-N.scope`, root's) into a scope of the user's
+    /// systemd instance (`user@UID.service`, the user's) has the first but not the second.
+    pub fn may_move_into(&self) -> bool {
+        let (Mode::V2, Some(dest)) = (self.st.mode, &self.st.v2) else {
+            return true;
+        };
+        let own = fs::own_cgroups()
+            .ok()
+            .and_then(|m| m.get("").cloned())
+            .unwrap_or_default();
+        let mut common = PathBuf::from("/sys/fs/cgroup");
+        for (a, b) in own.split('/').zip(self.st.path.split('/')) {
+            if a != b {
+                break;
+            }
+            if !a.is_empty() {
+                common.push(a);
+            }
+        }
+        let w = |d: &Path| {
+            nix::unistd::access(&d.join("cgroup.procs"), nix::unistd::AccessFlags::W_OK).is_ok()
+        };
+        w(dest) && w(&common)
+    }
+
     /// Create the cgroup directories (and on cgroup2 enable the controllers down the path).
     pub fn create(&self) -> Result<()> {
         for (key, d) in &self.st.v1 {

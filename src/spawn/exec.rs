@@ -358,7 +358,23 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
             let (v1, v2) = cgroup_targets(cg, &opts.sub_cgroups)?;
             Some(Placement::open(&v1, v2.as_deref()).map_err(|e| anyhow!("--cgroup: {e:#}"))?)
         }
-        Some(cg) => Some(Manager::from_state(cg).placement()?),
+        Some(cg) => {
+            let m = Manager::from_state(cg);
+            if crate::rootless::enabled() && !m.may_move_into() {
+                // runc's rule for rootless callers: the process runs, outside the
+                // container's cgroup (its limits do not apply to it).
+                crate::logger::warn(&format!(
+                    "rootless: this exec'd process stays in the caller's cgroup: the caller may \
+                     not move processes into {} (cgroup v2 needs write access to cgroup.procs \
+                     of the common ancestor of both; exec from a scope of the same systemd user \
+                     instance, e.g. systemd-run --user --scope, to have it there)",
+                    cg.path
+                ));
+                None
+            } else {
+                Some(m.placement()?)
+            }
+        }
         None => None,
     };
     let console = match &opts.console_socket {
