@@ -41,8 +41,11 @@ unit() {
     cargo test --release --workspace -- --test-threads=2
 }
 snapshot() {
-    { ls -d /sys/fs/cgroup/*/berth-* /sys/fs/cgroup/berth-* /tmp/berth-* /dev/shm/libpod* 2>/dev/null
-      grep -o ' /[^ ]*berth[^ ]*' /proc/self/mountinfo; } | sort
+    { ls -d /sys/fs/cgroup/*/berth-* /sys/fs/cgroup/berth-* /tmp/berth-* /dev/shm/libpod* \
+          /tmp/brlp* /tmp/brld* 2>/dev/null
+      grep -o ' /[^ ]*berth[^ ]*' /proc/self/mountinfo
+      # the users the rootless tests and scripts make (brl<pid>x<n>, brlp<pid>, brld<pid>)
+      grep -oE '^brl[a-z0-9]*:' /etc/passwd; } | sort
 }
 before=$(snapshot)
 leftovers() {
@@ -63,6 +66,9 @@ section cri bash hack/cri.sh
 section e2e bash hack/e2e/run.sh
 # Rootless podman through berth as a user made for it (the rootless cargo tests ran in cargo-test).
 section rootless-podman bash hack/rootless/podman.sh
+# Rootless docker (dockerd-rootless.sh: rootlesskit + slirp4netns) through berth, as a user made
+# for it (~10 s).
+section rootless-docker bash hack/rootless/docker.sh
 # make install's layout into a temporary DESTDIR, and uninstall (hack/install.sh).
 section install bash hack/install.sh check
 # make static's binary, and the lifecycle/seccomp/security suites and e2e against it.
