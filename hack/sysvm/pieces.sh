@@ -87,7 +87,7 @@ EOF
 #    container's cgroup is made beside it in the scope, with the limits; gone after delete.
 rl_user() { (cd / && timeout 120 sysvm-as-user "$TUSER" /bin/bash "$@" 2>&1); }
 rootless_direct() {
-    local t0=${EPOCHREALTIME/./} uid out rc pid cg unit="" why="" mm tm b=$W/rd x
+    local t0=${EPOCHREALTIME/./} uid out rc pid cg unit="" why="" mm tm b=$W/rd x sess=""
     uid=$(id -u "$TUSER") || { result FAIL rootless-direct "$t0" "no user $TUSER"; return; }
     local base=/user.slice/user-$uid.slice/user@$uid.service
     mkdir -p "$b/bundle"
@@ -111,6 +111,8 @@ cd $b/bundle
 $b/rt --systemd-cgroup run -d rl-sd </dev/null >/dev/null 2>$b/bundle/sd.err || { cat $b/bundle/sd.err; exit 1; }
 $b/rt state rl-sd | jq -r '"pid=\(.pid)"'
 echo "exec-cgroup=\$(systemd-run --user --scope --quiet $b/rt exec rl-sd cat /proc/self/cgroup)"
+# from the login session (session-N.scope, root's user-UID.slice above it)
+echo "exec-session=\$($b/rt exec rl-sd cat /proc/self/cgroup 2>$b/bundle/exec.err) \$(tr '\n' ' ' <$b/bundle/exec.err)"
 EOF
     cat > "$b/fs.sh" <<EOF
 set -e
@@ -147,6 +149,15 @@ EOF
         [ "$(stat -c %U "/sys/fs/cgroup$cg")" = "$TUSER" ] || why+="$cg is not $TUSER's; "
         x=$(sed -n 's/^exec-cgroup=//p' <<<"$out")
         [ "$x" = "0::/" ] || [ "$x" = "0::$cg" ] || why+="exec'd process in '$x', not the container's cgroup; "
+        x=$(sed -n 's/^exec-session=//p' <<<"$out")
+        # in the container's cgroup, or (runc 1.1's rule) outside it, said in a warning
+        case $x in
+            "0::/ " | "0::$cg ") sess="inside" ;;
+            *"stays in the caller's cgroup"*) sess="outside, with a warning" ;;
+            *) why+="exec from the session: '$x'; " ;;
+        esac
+        # berth asks systemd (AttachProcessesToUnit) as runc 1.2 does; runc 1.1 leaves it outside
+        [ "$(basename "$RUNTIME")" != berth ] || [ "$sess" = inside ] || why+="berth exec from the session: '$x'; "
         out+=$'\n'$(rl_user "$b/del.sh" rl-sd)
         wait_until 10 test ! -d "/sys/fs/cgroup$cg"
         [ -d "/sys/fs/cgroup$cg" ] && why+="$cg left after delete; "
@@ -154,7 +165,7 @@ EOF
         [ -e "/proc/$pid" ] && why+="pid $pid alive after delete; "
     fi
     if [ -z "$why" ]; then
-        result PASS "rootless-direct --systemd-cgroup: $TUSER's $unit in $base/user.slice, MemoryMax=67108864 TasksMax=40, exec inside, nothing left" "$t0"
+        result PASS "rootless-direct --systemd-cgroup: $TUSER's $unit in $base/user.slice, MemoryMax=67108864 TasksMax=40, exec from a user scope inside, from the login session $sess, nothing left" "$t0"
     else
         result FAIL "rootless-direct --systemd-cgroup" "$t0" "$why" "$out"
     fi

@@ -638,6 +638,26 @@ impl Client {
     }
 }
 
+/// Put `pid` into `unit`'s cgroup through systemd (`AttachProcessesToUnit`, systemd 248):
+/// for a rootless `exec` whose caller may not move processes there itself. The user's
+/// instance, itself unable to, asks the system's (which allows it for processes of the user
+/// into units of that user's delegated instance).
+pub fn attach(unit: &Unit, pid: i32) -> Result<()> {
+    let mut c = Client::open(unit.bus(), false, false)?;
+    let call = c.call(
+        "AttachProcessesToUnit",
+        vec![
+            Value::Str(unit.unit.clone()),
+            Value::Str(String::new()),
+            Value::Array("u".into(), vec![Value::U32(pid as u32)]),
+        ],
+    );
+    c.conn
+        .call(call)
+        .map(|_| ())
+        .map_err(|e| anyhow!("systemd AttachProcessesToUnit {}: {e:#}", unit.unit))
+}
+
 /// The systemd driver: a unit, and the cgroupfs driver on the unit's cgroup.
 pub struct Systemd {
     pub fs: Manager,

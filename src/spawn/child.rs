@@ -67,7 +67,7 @@ pub(crate) fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
 }
 
 /// Wait for berth's `Go` (without asking anything).
-fn await_go(sync: &Channel) -> Result<()> {
+pub(crate) fn await_go(sync: &Channel) -> Result<()> {
     match sync.recv()? {
         Some((Msg::Go, _)) => Ok(()),
         Some((Msg::Abort(why), _)) => bail!("{why}"),
