@@ -427,8 +427,7 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
                 && let Err(e) = child::await_go(&child_ch)
             {
                 let _ = child_ch.send(&Msg::Error(format!("{e:#}")));
-                // SAFETY: see run_child().
-                unsafe { libc::_exit(1) }
+                crate::sys::exit_now(1)
             }
             if let Some(p) = &placement
                 && let Err(e) = p.join_self(v2_placed)
