@@ -42,8 +42,11 @@ unit() {
     cargo test --release --workspace -- --test-threads=2
 }
 snapshot() {
-    { ls -d /sys/fs/cgroup/*/berth-* /sys/fs/cgroup/berth-* /tmp/berth-* /dev/shm/libpod* 2>/dev/null
-      grep -o ' /[^ ]*berth[^ ]*' /proc/self/mountinfo; } | sort
+    { ls -d /sys/fs/cgroup/*/berth-* /sys/fs/cgroup/berth-* /tmp/berth-* /dev/shm/libpod* \
+          /tmp/brlp* /tmp/brld* 2>/dev/null
+      grep -o ' /[^ ]*berth[^ ]*' /proc/self/mountinfo
+      # the users the rootless tests and scripts make (brl<pid>x<n>, brlp<pid>, brld<pid>)
+      grep -oE '^brl[a-z0-9]*:' /etc/passwd; } | sort
 }
 before=$(snapshot)
 leftovers() {
@@ -64,6 +67,9 @@ section cri bash hack/cri.sh
 section e2e bash hack/e2e/run.sh
 # Rootless podman through berth as a user made for it (the rootless cargo tests ran in cargo-test).
 section rootless-podman bash hack/rootless/podman.sh
+# Rootless docker (dockerd-rootless.sh: rootlesskit + slirp4netns) through berth, as a user made
+# for it (~10 s).
+section rootless-docker bash hack/rootless/docker.sh
 # make install's layout into a temporary DESTDIR, and uninstall (hack/install.sh).
 section install bash hack/install.sh check
 # make static's binary, and the lifecycle/seccomp/security suites and e2e against it.
@@ -72,9 +78,11 @@ section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint; lsm_
 # The systemd + cgroup v2 guest (hack/sysvm/README.md): installs qemu, mmdebstrap & co and builds
 # the guest image on a fresh machine (~2-2.5 min), then in one boot: smoke, docker/containerd/podman
 # at their systemd defaults through berth (--systemd-cgroup), and the cgroup suites with both
-# drivers (hack/cgroup-drivers.sh; test binaries built by cargo-test). SYSVM_SUITES/SYSVM_RUNTIME
-# choose the suites and the runtime under test.
-section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh}" \
+# drivers (hack/cgroup-drivers.sh; test binaries built by cargo-test), and rootless as the
+# guest's user berthtest (pieces.sh rootless: rootless podman with its systemd cgroup manager, and
+# berth itself with --systemd-cgroup in the user's systemd and with cgroupfs in a delegated user
+# scope; ~2 min under TCG). SYSVM_SUITES/SYSVM_RUNTIME choose the suites and the runtime under test.
+section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh; rootless}" \
     RUNTIME="${SYSVM_RUNTIME-$repo/target/release/berth}" bash hack/sysvm/run-tests.sh
 # Kubernetes pods through containerd's CRI in the systemd guest (hack/cri/sysvm.sh): SystemdCgroup
 # = true, kubelet's slice names; berth and runc at the same time in one boot, each with its own

@@ -45,6 +45,21 @@ pub fn in_userns() -> bool {
     }
 }
 
+/// Berth's effective uid as the outer user namespace sees it (its own uid outside a user
+/// namespace; under rootless podman, root inside is the user outside). What a peer there (the
+/// user's D-Bus session bus) reads from the socket, so what D-Bus's EXTERNAL authentication
+/// must claim.
+pub fn outer_euid() -> u32 {
+    let euid = nix::unistd::geteuid().as_raw() as u64;
+    if !in_userns() {
+        return euid as u32;
+    }
+    own_map("/proc/self/uid_map")
+        .iter()
+        .find(|&&(inside, _, n)| inside <= euid && euid < inside + n)
+        .map_or(euid, |&(inside, outside, _)| outside + (euid - inside)) as u32
+}
+
 /// `--rootless true|false|auto` (absent = auto). Auto: rootless when the effective uid is not 0,
 /// or when berth runs inside a user namespace someone else made.
 pub fn decide(flag: Option<&str>) -> Result<bool> {

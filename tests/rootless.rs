@@ -179,13 +179,15 @@ impl User {
     }
 
     /// The live host pids (not zombies waiting for a reaper) whose real, effective, saved or fs
-    /// uid is the user's.
+    /// uid is the user's or one of its /etc/subuid range (a container process mapped there).
     fn procs(&self) -> Vec<i32> {
+        let (s, n) = self.subuid;
+        let mine = |u: u64| u == self.uid as u64 || (s <= u && u < s + n);
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|p| uids(*p).is_some_and(|u| u.contains(&(self.uid as u64))) && alive(*p))
+            .filter(|p| uids(*p).is_some_and(|u| u.into_iter().any(mine)) && alive(*p))
             .collect()
     }
 
@@ -577,5 +579,64 @@ fn rootless_inside_someone_elses_user_namespace() {
     assert_eq!(lines[0], ["0"]);
     assert_eq!(lines[1], ["0", &u.uid.to_string(), "1"]);
     assert_eq!(lines[2], ["1:3"], "/dev/null is the host's, bound");
+    u.assert_nothing_left();
+}
+
+/// Supplementary groups need setgroups(2), which is denied where the user wrote its own gid
+/// map (a single-id mapping) and under `unshare -r`: refused before anything is made, naming
+/// process.user.additionalGids and why (runc fails at setgroups, half way).
+#[test]
+fn rootless_additional_gids_without_setgroups_fail_up_front() {
+    let u = User::new("gids");
+    let (dir, mut c) = u.bundle("b", &["id", "-G"]);
+    c["process"]["user"] = json!({"uid": 0, "gid": 0, "additionalGids": [5]});
+    save(&dir, &c);
+    for cmd in ["create", "run"] {
+        let o = u.berth(&[cmd, "--bundle", dir.to_str().unwrap(), "g1"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            err.contains("process.user.additionalGids")
+                && err.contains("linux.gidMappings")
+                && err.contains("setgroups")
+                && err.contains("/etc/subgid"),
+            "{cmd}: {err}"
+        );
+        u.assert_nothing_left();
+    }
+    // No user namespace of its own, in one whose setgroups is denied (`unshare -r`).
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "user");
+    let l = c["linux"].as_object_mut().unwrap();
+    l.remove("uidMappings");
+    l.remove("gidMappings");
+    save(&dir, &c);
+    let o = u
+        .cmd(Path::new("unshare"))
+        .args(["-r"])
+        .arg(&u.bin)
+        .args(["run", "--bundle", dir.to_str().unwrap(), "g2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        err.contains("process.user.additionalGids") && err.contains("/proc/self/setgroups"),
+        "{err}"
+    );
+    u.assert_nothing_left();
+    // Without additionalGids the same container runs.
+    c["process"]["user"] = json!({"uid": 0, "gid": 0});
+    save(&dir, &c);
+    let o = u
+        .cmd(Path::new("unshare"))
+        .args(["-r"])
+        .arg(&u.bin)
+        .args(["run", "--bundle", dir.to_str().unwrap(), "g3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
     u.assert_nothing_left();
 }

@@ -1,13 +1,14 @@
 #!/bin/bash
 # Rootless podman through berth, as a real unprivileged user made here (useradd with subuid and
 # subgid ranges) and removed afterwards, also on failure: run (exit status), run -d + exec (exit
-# status), top, stop, rm. --network none; the image is the busybox rootfs, imported.
+# status), top, stop, rm. --network none; then --network slirp4netns (the container's tap0 has
+# slirp4netns's address 10.0.2.100/24). The image is the busybox rootfs, imported.
 # Needs a built target/release/berth and hack/.cache/rootfs (make build rootfs). ~30 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 rootfs=${BERTH_ROOTFS:-$repo/hack/.cache/rootfs}
-pkgs=(podman uidmap passwd util-linux)
+pkgs=(podman uidmap passwd util-linux slirp4netns)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -16,6 +17,20 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
     apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# slirp4netns opens /dev/net/tun as the user. This machine's node is root's 0600 (a container's
+# /dev), a normal host's 0666: the script runs in a mount namespace of its own where a 0666 node
+# of its own (made in a temporary directory, removed at the end) is bound over /dev/net/tun.
+if [ -z "${BRLP_TUN-}" ] && [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+    t=$(mktemp -d /tmp/brlp-tun.XXXXXX)
+    chmod 755 "$t"
+    if mknod -m 666 "$t/tun" c 10 200 && chmod 666 "$t/tun"; then
+        export BRLP_TUN=$t
+        exec unshare -m --propagation private bash -c \
+            'mount --bind "$BRLP_TUN/tun" /dev/net/tun && exec bash "$0"' "$repo/hack/rootless/podman.sh"
+    fi
+    rm -rf "$t"
 fi
 
 user=brlp$$
@@ -35,7 +50,7 @@ cleanup() {
         # rootless podman's lock file, named by the uid of the user made here
         rm -f "/dev/shm/libpod_rootless_lock_$uid"
     fi
-    rm -rf "$tmp"
+    rm -rf "$tmp" ${BRLP_TUN:+"$BRLP_TUN"}
 }
 trap cleanup EXIT
 for _ in $(seq 50); do useradd --home-dir "$tmp/home" --create-home --shell /usr/sbin/nologin "$user" && break; sleep 0.2; done
@@ -68,3 +83,14 @@ kill -0 "$pid" 2>/dev/null && fail "stop: pid $pid still alive"
 pm rm c1 >/dev/null
 [ -z "$(ls "$tmp/x/berth")" ] || fail "rm left berth state: $(ls "$tmp/x/berth")"
 echo "ok: run -d, exec (exit status 5), top, stop, rm"
+
+# slirp4netns: user-mode networking for the container's own network namespace.
+if ! as_user test -r /dev/net/tun -a -w /dev/net/tun; then
+    echo "skip: --network slirp4netns: /dev/net/tun is $(stat -c '%A %U' /dev/net/tun 2>/dev/null || echo missing) here, $user cannot open it (normally crw-rw-rw-)"
+    exit 0
+fi
+out=$(pm run --rm --network slirp4netns localhost/berth-rootless sh -c 'ip -4 -o addr show tap0; readlink /proc/self/ns/net') \
+    || fail "run --network slirp4netns: $out"
+grep -q 'inet 10\.0\.2\.100/24' <<<"$out" || fail "slirp4netns: no 10.0.2.100/24 on tap0: $out"
+[ "$(tail -n 1 <<<"$out")" != "$(readlink /proc/self/ns/net)" ] || fail "slirp4netns: the host's network namespace"
+echo "ok: --network slirp4netns (tap0 10.0.2.100/24 in a network namespace of its own)"

@@ -78,6 +78,127 @@ EOF
     cd / && timeout 120 sysvm-as-user "$TUSER" podman system reset -f >/dev/null 2>&1
 }
 
+# The runtime itself as the test user (no engine): `spec --rootless`, memory and pids limits.
+#  - with --systemd-cgroup: a scope in the user's systemd instance (session bus), in its
+#    user.slice; MemoryMax/TasksMax in that manager and in the cgroup files; exec from a scope of
+#    the same instance lands in the container's cgroup; nothing left after delete;
+#  - with the cgroupfs driver inside a delegated user scope (`systemd-run --user --scope -p
+#    Delegate=yes`, the runtime moved into a sub-cgroup of it first, as a supervisor does): the
+#    container's cgroup is made beside it in the scope, with the limits; gone after delete.
+rl_user() { (cd / && timeout 120 sysvm-as-user "$TUSER" /bin/bash "$@" 2>&1); }
+rootless_direct() {
+    local t0=${EPOCHREALTIME/./} uid out rc pid cg unit="" why="" mm tm b=$W/rd x sess=""
+    uid=$(id -u "$TUSER") || { result FAIL rootless-direct "$t0" "no user $TUSER"; return; }
+    local base=/user.slice/user-$uid.slice/user@$uid.service
+    mkdir -p "$b/bundle"
+    cp -a "$ROOTFS" "$b/bundle/rootfs"
+    cp "$RUNTIME" "$b/rt" && chmod 755 "$b/rt"   # the repo may be out of the user's reach
+    chown -R "$TUSER:" "$b/bundle"
+    chmod 755 "$b"
+    # config: sleep, no terminal, 64 MiB, 40 pids
+    cat > "$b/spec.sh" <<EOF
+set -e
+cd $b/bundle
+$b/rt spec --rootless
+jq '.process.terminal = false | .process.args = ["sleep", "600"] |
+    .linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 40}}' config.json > c.json
+mv c.json config.json
+EOF
+    cat > "$b/sd.sh" <<EOF
+set -e
+cd $b/bundle
+# the container keeps the stdio it is given: none of the pipes the output is read from
+$b/rt --systemd-cgroup run -d rl-sd </dev/null >/dev/null 2>$b/bundle/sd.err || { cat $b/bundle/sd.err; exit 1; }
+$b/rt state rl-sd | jq -r '"pid=\(.pid)"'
+echo "exec-cgroup=\$(systemd-run --user --scope --quiet $b/rt exec rl-sd cat /proc/self/cgroup)"
+# from the login session (session-N.scope, root's user-UID.slice above it)
+echo "exec-session=\$($b/rt exec rl-sd cat /proc/self/cgroup 2>$b/bundle/exec.err) \$(tr '\n' ' ' <$b/bundle/exec.err)"
+EOF
+    cat > "$b/fs.sh" <<EOF
+set -e
+cd $b/bundle
+# in a delegated scope of the user's instance: move to a sub-cgroup, the container goes beside it
+systemd-run --user --scope --quiet --unit=rl-deleg -p Delegate=yes /bin/sh -c '
+    S=/sys/fs/cgroup\$(sed -n "s/^0:://p" /proc/self/cgroup)
+    mkdir "\$S/supervisor" && echo \$\$ > "\$S/supervisor/cgroup.procs"
+    $b/rt run -d rl-fs </dev/null >/dev/null 2>$b/bundle/fs.err || { cat $b/bundle/fs.err; exit 1; }
+    $b/rt state rl-fs | jq -r "\"pid=\(.pid)\""'
+EOF
+    echo "exec $b/rt delete -f \"\$1\"" > "$b/del.sh"
+    chmod 644 "$b"/*.sh
+    out=$(rl_user "$b/spec.sh") || { result FAIL rootless-direct "$t0" "spec --rootless as $TUSER failed" "$out"; return; }
+    # --systemd-cgroup
+    out=$(rl_user "$b/sd.sh"); rc=$?
+    pid=$(sed -n 's/^pid=\([0-9]*\)$/\1/p' <<<"$out")
+    if [ $rc != 0 ] || [ -z "$pid" ]; then
+        why+="--systemd-cgroup run as $TUSER failed (status $rc); "
+    else
+        cg=$(cgroup_of_pid "$pid")
+        unit=$(unit_of_cgroup "$cg")
+        case $cg in
+            "$base/user.slice/$unit") ;;
+            *) why+="cgroup $cg is not a scope in $base/user.slice; " ;;
+        esac
+        mm=$(systemctl --user -M "$TUSER@" show -p MemoryMax --value "$unit" 2>&1)
+        tm=$(systemctl --user -M "$TUSER@" show -p TasksMax --value "$unit" 2>&1)
+        [ "$mm" = 67108864 ] || why+="$unit MemoryMax=$mm in $TUSER's manager; "
+        [ "$tm" = 40 ] || why+="$unit TasksMax=$tm; "
+        [ "$(systemctl --user -M "$TUSER@" show -p Delegate --value "$unit" 2>&1)" = yes ] || why+="$unit not Delegate=yes; "
+        [ "$(cgfile "$cg" memory.max)" = 67108864 ] || why+="$cg/memory.max=$(cgfile "$cg" memory.max); "
+        [ "$(cgfile "$cg" pids.max)" = 40 ] || why+="$cg/pids.max=$(cgfile "$cg" pids.max); "
+        [ "$(stat -c %U "/sys/fs/cgroup$cg")" = "$TUSER" ] || why+="$cg is not $TUSER's; "
+        x=$(sed -n 's/^exec-cgroup=//p' <<<"$out")
+        [ "$x" = "0::/" ] || [ "$x" = "0::$cg" ] || why+="exec'd process in '$x', not the container's cgroup; "
+        x=$(sed -n 's/^exec-session=//p' <<<"$out")
+        # in the container's cgroup, or (runc 1.1's rule) outside it, said in a warning
+        case $x in
+            "0::/ " | "0::$cg ") sess="inside" ;;
+            *"stays in the caller's cgroup"*) sess="outside, with a warning" ;;
+            *) why+="exec from the session: '$x'; " ;;
+        esac
+        # berth asks systemd (AttachProcessesToUnit) as runc 1.2 does; runc 1.1 leaves it outside
+        [ "$(basename "$RUNTIME")" != berth ] || [ "$sess" = inside ] || why+="berth exec from the session: '$x'; "
+        out+=$'\n'$(rl_user "$b/del.sh" rl-sd)
+        wait_until 10 test ! -d "/sys/fs/cgroup$cg"
+        [ -d "/sys/fs/cgroup$cg" ] && why+="$cg left after delete; "
+        [ "$(systemctl --user -M "$TUSER@" show -p LoadState --value "$unit" 2>&1)" = not-found ] || why+="$unit still known to $TUSER's manager after delete; "
+        [ -e "/proc/$pid" ] && why+="pid $pid alive after delete; "
+    fi
+    if [ -z "$why" ]; then
+        result PASS "rootless-direct --systemd-cgroup: $TUSER's $unit in $base/user.slice, MemoryMax=67108864 TasksMax=40, exec from a user scope inside, from the login session $sess, nothing left" "$t0"
+    else
+        result FAIL "rootless-direct --systemd-cgroup" "$t0" "$why" "$out"
+    fi
+    # cgroupfs driver in a delegated scope
+    t0=${EPOCHREALTIME/./} why=""
+    out=$(rl_user "$b/fs.sh")
+    pid=$(sed -n 's/^pid=\([0-9]*\)$/\1/p' <<<"$out")
+    local scope=$base/app.slice/rl-deleg.scope
+    if [ -z "$pid" ]; then
+        why+="run in a delegated scope as $TUSER failed; "
+    else
+        cg=$(cgroup_of_pid "$pid")
+        [ "$cg" = "$scope/rl-fs" ] || why+="cgroup $cg, want $scope/rl-fs; "
+        [ "$(cgfile "$cg" memory.max)" = 67108864 ] || why+="$cg/memory.max=$(cgfile "$cg" memory.max); "
+        [ "$(cgfile "$cg" pids.max)" = 40 ] || why+="$cg/pids.max=$(cgfile "$cg" pids.max); "
+        out+=$'\n'$(rl_user "$b/del.sh" rl-fs)
+        wait_until 10 test ! -d "/sys/fs/cgroup$cg"
+        [ -d "/sys/fs/cgroup$cg" ] && why+="$cg left after delete; "
+        [ -e "/proc/$pid" ] && why+="pid $pid alive after delete; "
+        # the scope ends with its last process (the supervisor shell is gone)
+        wait_until 10 test ! -d "/sys/fs/cgroup$scope"
+        [ -d "/sys/fs/cgroup$scope" ] && why+="$scope left; "
+    fi
+    x=/run/user/$uid/$(basename "$RUNTIME")
+    [ "$(basename "$RUNTIME")" = berth ] || x=/run/user/$uid/runc
+    [ -z "$(ls -A "$x" 2>/dev/null)" ] || why+="state left in $x: $(ls -A "$x"); "
+    if [ -z "$why" ]; then
+        result PASS "rootless-direct cgroupfs in a delegated user scope: $scope/rl-fs with memory.max and pids.max, nothing left" "$t0"
+    else
+        result FAIL "rootless-direct cgroupfs in a delegated user scope" "$t0" "$why" "$out"
+    fi
+}
+
 # CRIU: checkpoint and restore of a counter.
 criu_cr() {
     local t0=${EPOCHREALTIME/./} b=$W/cr id=sysvm-cr rt why="" c1 c2 c3 out
@@ -165,7 +286,7 @@ EOF
 [ $# -gt 0 ] || set -- rootless criu cri
 for p in "$@"; do
     case $p in
-        rootless) rootless ;;
+        rootless) rootless; rootless_direct ;;
         criu) criu_cr ;;
         cri) cri ;;
         *) echo "pieces: unknown piece '$p' (rootless criu cri)" >&2; exit 2 ;;

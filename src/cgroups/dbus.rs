@@ -601,7 +601,7 @@ fn endpoints(bus: Bus) -> Vec<(String, bool)> {
         }
         Bus::User => {
             let rt = env("XDG_RUNTIME_DIR")
-                .unwrap_or_else(|| format!("/run/user/{}", nix::unistd::geteuid()));
+                .unwrap_or_else(|| format!("/run/user/{}", crate::rootless::outer_euid()));
             let a =
                 env("DBUS_SESSION_BUS_ADDRESS").unwrap_or_else(|| format!("unix:path={rt}/bus"));
             out.extend(a.split(';').map(|a| (a.to_string(), true)));
@@ -710,8 +710,9 @@ impl Conn {
             timeout: Duration::from_secs(30),
         };
         // EXTERNAL: the server takes our uid from the socket; the initial response is the uid
-        // in decimal, hex-encoded. BEGIN is pipelined (sd-bus does the same).
-        let uid = nix::unistd::geteuid().as_raw().to_string();
+        // in decimal, hex-encoded — as the server sees it, which in a user namespace (rootless
+        // podman) is the uid outside. BEGIN is pipelined (sd-bus does the same).
+        let uid = crate::rootless::outer_euid().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         let mut out = format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").into_bytes();
         if via_bus {
@@ -856,7 +857,7 @@ impl Conn {
         bail!(
             "D-Bus: {} refused the authentication (uid {}): {line:?}",
             self.endpoint,
-            nix::unistd::geteuid()
+            crate::rootless::outer_euid()
         )
     }
 

@@ -184,6 +184,34 @@ impl Manager {
         })
     }
 
+    /// Pure cgroup v2, unprivileged: whether this process may move a process of its own into
+    /// the container's cgroup. The kernel asks for write access to `cgroup.procs` of the
+    /// destination and of the nearest common ancestor of source and destination: a rootless
+    /// `exec` from a login session (`session-N.scope`, root's) into a scope of the user's
+    /// systemd instance (`user@UID.service`, the user's) has the first but not the second.
+    pub fn may_move_into(&self) -> bool {
+        let (Mode::V2, Some(dest)) = (self.st.mode, &self.st.v2) else {
+            return true;
+        };
+        let own = fs::own_cgroups()
+            .ok()
+            .and_then(|m| m.get("").cloned())
+            .unwrap_or_default();
+        let mut common = PathBuf::from("/sys/fs/cgroup");
+        for (a, b) in own.split('/').zip(self.st.path.split('/')) {
+            if a != b {
+                break;
+            }
+            if !a.is_empty() {
+                common.push(a);
+            }
+        }
+        let w = |d: &Path| {
+            nix::unistd::access(&d.join("cgroup.procs"), nix::unistd::AccessFlags::W_OK).is_ok()
+        };
+        w(dest) && w(&common)
+    }
+
     /// Create the cgroup directories (and on cgroup2 enable the controllers down the path).
     pub fn create(&self) -> Result<()> {
         for (key, d) in &self.st.v1 {
@@ -253,11 +281,27 @@ impl Manager {
     }
 
     /// v1 devices.allow/deny, or on cgroup v2 the eBPF device program.
+    ///
+    /// Rootless (runc's rule): a failure to apply them is ignored, silently (rootless podman
+    /// always sends a deny-all rule). A rootless caller can neither load a device eBPF program
+    /// (that takes CAP_SYS_ADMIN or CAP_BPF in the initial user namespace) nor write v1
+    /// `devices.*`, and its container can open only the device nodes bound from the host,
+    /// with the caller's own permissions on them. Bad rules are an error all the same.
     pub fn apply_devices(&self, spec: &[LinuxDeviceCgroup]) -> Result<()> {
         let rules = devices::rules(spec)?;
+        match self.apply_rules(&rules) {
+            Err(e) if crate::rootless::enabled() => {
+                crate::logger::debug(&format!("rootless: device rules not applied: {e:#}"));
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn apply_rules(&self, rules: &[devices::Rule]) -> Result<()> {
         if self.st.mode != Mode::V2 {
             return match self.v1_dir("devices") {
-                Some(d) => devices::apply_v1(d, &rules),
+                Some(d) => devices::apply_v1(d, rules),
                 None => bail!(
                     "linux.resources.devices: the devices cgroup controller is not mounted on this host"
                 ),
@@ -268,7 +312,7 @@ impl Manager {
             .v2
             .as_ref()
             .ok_or_else(|| anyhow!("linux.resources.devices: no cgroup2 directory"))?;
-        bpf::apply(d, &rules)
+        bpf::apply(d, rules)
     }
 
     /// The container's cgroup files its first process needs to place itself (opened now,

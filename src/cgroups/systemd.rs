@@ -476,6 +476,20 @@ struct Client {
     conn: Conn,
     version_serial: Option<u32>,
     version: Option<u32>,
+    /// The user's instance: the pending answer to "where is your cgroup tree".
+    cgroup_serial: Option<u32>,
+}
+
+/// `Properties.Get` of one property of systemd's manager object.
+fn get_manager_prop(name: &str) -> Call<'static> {
+    Call {
+        destination: Some(DEST),
+        path: PATH,
+        interface: "org.freedesktop.DBus.Properties",
+        member: "Get",
+        body: vec![Value::Str(MANAGER.into()), Value::Str(name.into())],
+        no_reply: false,
+    }
 }
 
 impl Client {
@@ -492,7 +506,7 @@ impl Client {
 
     /// Connect, and on a bus subscribe to JobRemoved (before any job is started, so that its
     /// end cannot be missed) and ask for the version: written at once, answered later.
-    fn open(bus: Bus, ask_version: bool) -> Result<Client> {
+    fn open(bus: Bus, ask_version: bool, ask_cgroup: bool) -> Result<Client> {
         if bus == Bus::System && !Path::new("/run/systemd/system").is_dir() {
             bail!(
                 "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system): \
@@ -517,22 +531,45 @@ impl Client {
                  interface='org.freedesktop.systemd1.Manager',member='JobRemoved'",
             ));
         }
+        // The user's instance runs in a cgroup of its own (user@UID.service), under which its
+        // slices and units live: asked for at once, as runc does, so the container's cgroup
+        // path is known before the clone.
+        let ask_cgroup = ask_cgroup && bus == Bus::User;
+        if ask_cgroup {
+            calls.push(get_manager_prop("ControlGroup"));
+        }
         if ask_version {
-            calls.push(Call {
-                destination: Some(DEST),
-                path: PATH,
-                interface: "org.freedesktop.DBus.Properties",
-                member: "Get",
-                body: vec![Value::Str(MANAGER.into()), Value::Str("Version".into())],
-                no_reply: false,
-            });
+            calls.push(get_manager_prop("Version"));
         }
         let serials = conn.send(&calls)?;
+        let mut rest = serials.iter().rev().copied();
+        let version_serial = if ask_version { rest.next() } else { None };
+        let cgroup_serial = if ask_cgroup { rest.next() } else { None };
         Ok(Client {
-            version_serial: ask_version.then(|| serials[serials.len() - 1]),
+            version_serial,
             conn,
             version: None,
+            cgroup_serial,
         })
+    }
+
+    /// The cgroup of the user's systemd instance (`ControlGroup` of its manager object, e.g.
+    /// `/user.slice/user-1000.slice/user@1000.service`); None when it was not asked for.
+    fn manager_cgroup(&mut self) -> Result<Option<String>> {
+        let Some(s) = self.cgroup_serial.take() else {
+            return Ok(None);
+        };
+        let m = self.conn.reply(s).map_err(|e| {
+            anyhow!("--systemd-cgroup: asking the user's systemd for its cgroup: {e:#}")
+        })?;
+        let cg = m.body.first().and_then(|v| v.as_str()).unwrap_or("");
+        if !cg.starts_with('/') {
+            bail!(
+                "--systemd-cgroup: the user's systemd instance names no cgroup of its own \
+                 (ControlGroup={cg:?}): is it running with cgroup v2 delegated to it?"
+            );
+        }
+        Ok(Some(cg.to_string()))
     }
 
     /// systemd's version number ("252.22-1~deb12u1" → 252); 0 when it cannot be had.
@@ -542,17 +579,7 @@ impl Client {
         }
         let v = match self.version_serial.take() {
             Some(s) => self.conn.reply(s),
-            None => {
-                let c = Call {
-                    destination: Some(DEST),
-                    path: PATH,
-                    interface: "org.freedesktop.DBus.Properties",
-                    member: "Get",
-                    body: vec![Value::Str(MANAGER.into()), Value::Str("Version".into())],
-                    no_reply: false,
-                };
-                self.conn.call(c)
-            }
+            None => self.conn.call(get_manager_prop("Version")),
         };
         let n = match v {
             Ok(m) => m
@@ -611,6 +638,26 @@ impl Client {
     }
 }
 
+/// Put `pid` into `unit`'s cgroup through systemd (`AttachProcessesToUnit`, systemd 248):
+/// for a rootless `exec` whose caller may not move processes there itself. The user's
+/// instance, itself unable to, asks the system's (which allows it for processes of the user
+/// into units of that user's delegated instance).
+pub fn attach(unit: &Unit, pid: i32) -> Result<()> {
+    let mut c = Client::open(unit.bus(), false, false)?;
+    let call = c.call(
+        "AttachProcessesToUnit",
+        vec![
+            Value::Str(unit.unit.clone()),
+            Value::Str(String::new()),
+            Value::Array("u".into(), vec![Value::U32(pid as u32)]),
+        ],
+    );
+    c.conn
+        .call(call)
+        .map(|_| ())
+        .map_err(|e| anyhow!("systemd AttachProcessesToUnit {}: {e:#}", unit.unit))
+}
+
 /// The systemd driver: a unit, and the cgroupfs driver on the unit's cgroup.
 pub struct Systemd {
     pub fs: Manager,
@@ -661,9 +708,24 @@ impl Systemd {
 
     /// Open the connection (before any side effect of a create: no bus, no container).
     pub fn connect(&mut self, ask_version: bool) -> Result<()> {
-        if self.client.is_none() {
-            self.client = Some(Client::open(self.unit.bus(), ask_version)?);
+        if self.client.is_some() {
+            return Ok(());
         }
+        // A new container (`new` knows its id; `from_state` does not) of the user's instance:
+        // its cgroup is under the instance's own.
+        let new = !self.id.is_empty();
+        let mut client = Client::open(self.unit.bus(), ask_version, new)?;
+        if let Some(base) = client.manager_cgroup()? {
+            let path = format!(
+                "{}/{}",
+                base.trim_end_matches('/'),
+                self.fs.st.path.trim_start_matches('/')
+            );
+            let mut fs = Manager::new(Some(Path::new(&path)), &self.id)?;
+            fs.st.systemd = Some(self.unit.clone());
+            self.fs = fs;
+        }
+        self.client = Some(client);
         Ok(())
     }
 

@@ -67,7 +67,7 @@ pub(crate) fn request(sync: &Channel, m: Msg) -> Result<Option<i32>> {
 }
 
 /// Wait for berth's `Go` (without asking anything).
-fn await_go(sync: &Channel) -> Result<()> {
+pub(crate) fn await_go(sync: &Channel) -> Result<()> {
     match sync.recv()? {
         Some((Msg::Go, _)) => Ok(()),
         Some((Msg::Abort(why), _)) => bail!("{why}"),
@@ -286,9 +286,15 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     if let Some(c) = &plan.caps {
         caps::drop_bounding(c)?;
     }
+    // The parent now: berth, or after a second fork the intermediate process.
+    let parent_now = nix::unistd::getppid().as_raw();
     switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
-    // A credential change resets it.
+    // A credential change resets both of these (the parent-death signal whenever the
+    // effective uid or gid changes: a process of a subuid-mapped user, rootless with
+    // newuidmap, would outlive a berth killed from here to `ready`). The parent is checked
+    // after the prctl, so one that died before it is not missed.
     set_dumpable(false)?;
+    die_with_parent(parent_now)?;
     // Without noNewPrivileges loading the filter takes CAP_SYS_ADMIN: kept effective until then.
     let keep_admin = plan.seccomp.is_some() && !plan.no_new_privs;
     match &plan.caps {

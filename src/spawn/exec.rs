@@ -352,13 +352,37 @@ impl Drop for Guard {
 /// exec'd (or with the reason it could not).
 pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<Spawned> {
     let plan = Plan::new(c, spec, p, opts)?;
-    // Opened before the fork; the child moves itself (see cgroups::Placement).
+    // Opened before the fork; the child moves itself (see cgroups::Placement). Or, rootless
+    // where the caller may not move it, systemd does (`via_systemd`: the child waits).
+    let mut via_systemd = None;
     let placement = match &c.state.cgroup {
         Some(cg) if !opts.sub_cgroups.is_empty() => {
             let (v1, v2) = cgroup_targets(cg, &opts.sub_cgroups)?;
             Some(Placement::open(&v1, v2.as_deref()).map_err(|e| anyhow!("--cgroup: {e:#}"))?)
         }
-        Some(cg) => Some(Manager::from_state(cg).placement()?),
+        Some(cg) => {
+            let m = Manager::from_state(cg);
+            if crate::rootless::enabled()
+                && !m.may_move_into()
+                && let Some(u) = cg.systemd.as_ref().filter(|u| u.user)
+            {
+                via_systemd = Some(u.clone());
+                None
+            } else if crate::rootless::enabled() && !m.may_move_into() {
+                // runc's rule for rootless callers: the process runs, outside the
+                // container's cgroup (its limits do not apply to it).
+                crate::logger::warn(&format!(
+                    "rootless: this exec'd process stays in the caller's cgroup: the caller may \
+                     not move processes into {} (cgroup v2 needs write access to cgroup.procs \
+                     of the common ancestor of both; exec from a scope of the same systemd user \
+                     instance, e.g. systemd-run --user --scope, to have it there)",
+                    cg.path
+                ));
+                None
+            } else {
+                Some(m.placement()?)
+            }
+        }
         None => None,
     };
     let console = match &opts.console_socket {
@@ -399,6 +423,12 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
     let first = match forked {
         clone::Forked::Child => {
             drop(parent_ch);
+            if via_systemd.is_some()
+                && let Err(e) = child::await_go(&child_ch)
+            {
+                let _ = child_ch.send(&Msg::Error(format!("{e:#}")));
+                crate::sys::exit_now(1)
+            }
             if let Some(p) = &placement
                 && let Err(e) = p.join_self(v2_placed)
             {
@@ -411,6 +441,19 @@ pub fn exec(c: &Container, spec: &Spec, p: &Process, opts: &Options) -> Result<S
         clone::Forked::Parent(pid) => {
             if let Some(old) = &berth_affinity {
                 let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), old);
+            }
+            if let Some(u) = &via_systemd {
+                // As runc 1.2: systemd's refusal leaves the process outside, with a warning.
+                if let Err(e) = crate::cgroups::systemd::attach(u, pid) {
+                    crate::logger::warn(&format!(
+                        "rootless: this exec'd process stays in the caller's cgroup: {e:#}"
+                    ));
+                }
+                if let Err(e) = parent_ch.send(&Msg::Go) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    let _ = waitpid(Pid::from_raw(pid), None);
+                    bail!("exec: releasing the process after systemd placed it: {e}");
+                }
             }
             pid
         }

@@ -362,6 +362,35 @@ impl Plan {
             true => Some(crate::rootless::plan_maps(&uid_maps, &gid_maps)?),
             false => None,
         };
+        // Supplementary groups need setgroups(2), which a user namespace whose gid map an
+        // unprivileged user wrote itself has denied (runc fails at setgroups, after the
+        // container is half made): refused now, before anything exists.
+        let extra_gids = process
+            .and_then(|p| p.user().additional_gids().clone())
+            .unwrap_or_default();
+        if !extra_gids.is_empty() {
+            let own_denied = || {
+                crate::sys::read_small_string(std::path::Path::new("/proc/self/setgroups"))
+                    .is_ok_and(|s| s.trim() == "deny")
+            };
+            if map_plan.is_some_and(|m| m.deny_setgroups) {
+                bail!(
+                    "process.user.additionalGids: {extra_gids:?} cannot be set: linux.gidMappings \
+                     maps only the caller's own gid, which an unprivileged user may write only \
+                     with setgroups(2) denied in the new user namespace; map a range of \
+                     /etc/subgid as well (written through newgidmap, Debian package uidmap) or \
+                     remove process.user.additionalGids"
+                );
+            }
+            if !in_userns && own_denied() {
+                bail!(
+                    "process.user.additionalGids: {extra_gids:?} cannot be set: setgroups(2) is \
+                     denied in the user namespace berth runs in (/proc/self/setgroups is \"deny\"), \
+                     which the container shares; remove process.user.additionalGids or run berth \
+                     in a user namespace that allows setgroups"
+                );
+            }
+        }
         let mut net_devices = vec![];
         for (host, d) in linux
             .and_then(|l| l.net_devices().as_ref())
