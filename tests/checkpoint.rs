@@ -908,3 +908,199 @@ fn checkpoint_of_a_container_that_is_not_running_is_refused() {
     assert!(err.contains("does not exist"), "{err}");
     env.ok(&["delete", "--force", &id]);
 }
+
+/// `systemctl show -p NAME --value UNIT` for each name.
+fn unit_props(unit: &str, names: &[&str]) -> Vec<String> {
+    let mut c = Command::new("systemctl");
+    c.args(["show", unit]);
+    for n in names {
+        c.args(["-p", n]);
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "systemctl show {unit}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    names
+        .iter()
+        .map(|n| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{n}=")))
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+/// No unit of that name, not even a failed or inactive one.
+fn unit_gone(unit: &str) -> bool {
+    unit_props(unit, &["LoadState"])[0] == "not-found"
+}
+
+fn cg_file(env: &Env, id: &str, f: &str) -> String {
+    let p = Path::new("/sys/fs/cgroup")
+        .join(env.cg_rel(id).trim_start_matches('/'))
+        .join(f);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// With the systemd driver (--systemd-cgroup): checkpoint ends the container's scope; restore
+/// makes it again (a transient scope around CRIU, as runc does) with the resources of
+/// config.json — systemd's properties and the cgroup files — and the restored counter in it;
+/// state.json records the unit, so exec/kill/delete work and delete leaves no unit. A restore
+/// that fails (a failing hook) leaves no unit; one that collides with another container's
+/// unit fails without touching it. Needs systemd as PID 1 and CRIU: the systemd guest
+/// (`SYSVM_SUITES="checkpoint systemd" bash hack/sysvm/run-tests.sh`).
+#[test]
+fn systemd_driver_restores_into_a_new_scope_with_the_resources() {
+    let in_sysvm = std::env::var_os("BERTH_SYSVM").is_some();
+    if !Path::new("/run/systemd/system").is_dir() {
+        assert!(!in_sysvm, "the systemd guest has no systemd?");
+        eprintln!("systemd-restore: skipped: needs systemd as PID 1 (runs in hack/sysvm)");
+        return;
+    }
+    if let Err(why) = criu_check() {
+        assert!(!in_sysvm, "CRIU must work in the systemd guest: {why}");
+        eprintln!("systemd-restore: skipped: `criu check` fails here");
+        return;
+    }
+    let env = Env::with_driver("ckpt-sd", true);
+    let id = env.id("c");
+    let unit = format!("{SCOPE_PREFIX}-{id}.scope");
+    let mut b = bundle(&env, &id, &["sh", "-c", COUNTER]);
+    b.config["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864},
+        "pids": {"limit": 40},
+        "cpu": {"quota": 50000, "period": 100000}
+    });
+    let pid = start(&env, &id, &b);
+    let count = b.rootfs().join("count");
+    wait_until("the counter to count", Duration::from_secs(30), || {
+        read_num(&count).is_some_and(|n| n >= 3)
+    });
+    assert_eq!(unit_props(&unit, &["ActiveState"]), ["active"]);
+    let img = env.tmp.join("img");
+    let img_s = img.to_str().unwrap();
+    checkpoint(&env, &["--image-path", img_s, &id], &img);
+    assert!(!alive(pid), "the checkpointed process {pid} still runs");
+    wait_until("the scope to go", Duration::from_secs(15), || {
+        unit_gone(&unit)
+    });
+    assert!(!env.root.join(&id).exists());
+    let before = ticks(&b);
+
+    // A restore that fails late (CRIU made the tree, the unit exists): no unit afterwards.
+    let mut bad = Bundle {
+        dir: b.dir.clone(),
+        config: b.config.clone(),
+    };
+    bad.config["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    bad.save();
+    let bdir = b.dir.to_str().unwrap();
+    let (rc, err) = restore(
+        &env,
+        &["-d", "--image-path", img_s, "-b", bdir, &id],
+        &env.tmp.join("bad.out"),
+    );
+    assert_ne!(rc, 0, "a restore with a failing hook succeeded");
+    assert!(err.contains("createRuntime"), "{err}");
+    wait_until(
+        "no unit after the failed restore",
+        Duration::from_secs(15),
+        || unit_gone(&unit),
+    );
+    assert!(
+        !env.root.join(&id).exists(),
+        "state left by a failed restore"
+    );
+
+    b.save();
+    let (rc, err) = restore(
+        &env,
+        &["-d", "--image-path", img_s, "-b", bdir, &id],
+        &env.tmp.join("r.out"),
+    );
+    assert_eq!(rc, 0, "restore --systemd-cgroup failed: {err}");
+    let st = env.state(&id);
+    assert_eq!(st["status"], "running", "{st}");
+    let rpid = st["pid"].as_i64().unwrap() as i32;
+    // The scope, as systemd sees it, with config.json's resources.
+    let p = unit_props(
+        &unit,
+        &[
+            "ActiveState",
+            "Slice",
+            "Delegate",
+            "MemoryMax",
+            "TasksMax",
+            "CPUQuotaPerSecUSec",
+        ],
+    );
+    let slice = env.slice.clone().unwrap();
+    assert_eq!(
+        p,
+        ["active", &slice, "yes", "67108864", "40", "500ms"],
+        "{unit} after restore"
+    );
+    // The cgroup files agree, and the restored process is in the scope's cgroup.
+    assert_eq!(cg_file(&env, &id, "memory.max"), "67108864");
+    assert_eq!(cg_file(&env, &id, "pids.max"), "40");
+    assert_eq!(cg_file(&env, &id, "cpu.max"), "50000 100000");
+    let procs: Vec<i32> = cg_file(&env, &id, "cgroup.procs")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(procs.contains(&rpid), "{rpid} not in {procs:?}");
+    let cg = std::fs::read_to_string(format!("/proc/{rpid}/cgroup")).unwrap();
+    assert_eq!(cg.trim(), format!("0::{}", env.cg_rel(&id)));
+    // state.json records the driver: later commands use it without the flag.
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(&id).join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved["cgroup"]["systemd"]["unit"], unit.as_str(), "{saved}");
+    // It counts on from where it was.
+    wait_until(
+        "the restored counter to count",
+        Duration::from_secs(30),
+        || ticks(&b).len() >= before.len() + 3,
+    );
+    assert_consecutive(&ticks(&b), "checkpoint and restore");
+
+    // Another restore into the same scope name (another id, same cgroupsPath): systemd
+    // refuses the unit, and the running container is not harmed.
+    let (rc, err) = restore(
+        &env,
+        &["-d", "--image-path", img_s, "-b", bdir, &env.id("dup")],
+        &env.tmp.join("dup.out"),
+    );
+    assert_ne!(rc, 0, "a second restore into {unit} succeeded");
+    assert!(err.contains("already exists"), "{err}");
+    assert!(alive(rpid), "the failed restore killed the container");
+    assert_eq!(unit_props(&unit, &["ActiveState"]), ["active"]);
+    assert!(!env.root.join(env.id("dup")).exists());
+
+    // exec, kill and delete, through the recorded unit.
+    let (rc, o, e) = env.exec(&[&id, "cat", "/proc/self/cgroup"]);
+    assert_eq!(rc, 0, "{e}");
+    // "0::/" inside a cgroup namespace, else the scope's path.
+    let rel = format!("0::{}", env.cg_rel(&id));
+    assert!(o.trim() == "0::/" || o.trim() == rel, "exec's cgroup: {o}");
+    let (rc, o, e) = env.call(&["exec", &id, "cat", "/count"]);
+    assert_eq!(rc, 0, "{e}");
+    assert!(o.trim().parse::<u64>().is_ok(), "{o}");
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    env.ok(&["delete", &id]);
+    wait_until(
+        "the scope to go after delete",
+        Duration::from_secs(15),
+        || unit_gone(&unit),
+    );
+    assert!(!env.root.join(&id).exists());
+    assert!(
+        !Path::new("/sys/fs/cgroup")
+            .join(env.cg_rel(&id).trim_start_matches('/'))
+            .exists()
+    );
+}
