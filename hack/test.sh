@@ -72,9 +72,10 @@ section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint; lsm_
 # the guest image on a fresh machine (~2-2.5 min), then in one boot: smoke, docker/containerd/podman
 # at their systemd defaults through berth (--systemd-cgroup), the cgroup suites with both
 # drivers (hack/cgroup-drivers.sh; test binaries built by cargo-test), and checkpoint/restore with
-# the systemd driver (pieces.sh criu, tests/checkpoint.rs systemd_driver). SYSVM_SUITES/
+# the systemd driver (pieces.sh criu, tests/checkpoint.rs systemd_driver, and through podman,
+# containerd and docker: `e2e criu`, hack/sysvm/e2e-criu.sh, ~2-4.5 min). SYSVM_SUITES/
 # SYSVM_RUNTIME choose the suites and the runtime under test.
-section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh; criu; checkpoint systemd_driver}" \
+section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh; criu; checkpoint systemd_driver; e2e criu}" \
     RUNTIME="${SYSVM_RUNTIME-$repo/target/release/berth}" bash hack/sysvm/run-tests.sh
 section leftovers leftovers
 echo; echo "=== summary"

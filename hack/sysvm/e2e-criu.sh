@@ -24,6 +24,7 @@ criu_restored() {
     case $e in
         podman) want="/machine.slice/libpod-$id.scope" ;;
         containerd) want="/system.slice/be2e-*.scope" ;;
+        docker) want="/system.slice/docker-$id.scope" ;;
     esac
     # shellcheck disable=SC2053  # $want is a pattern
     [[ $cg == $want ]] || why+="process $pid in '$cg', not $want; "
@@ -38,6 +39,55 @@ criu_restored() {
 
 . "$repo/hack/e2e/criu.sh"
 
+# docker 20.10 (dockerd --experimental, private as in e2e-docker.sh): `docker checkpoint create`
+# (the runtime's checkpoint through containerd's task checkpoint) and `docker start --checkpoint`.
+criu_docker() {
+    local D=$W/cd id before after n
+    DK=$D/docker
+    mark dk-criu-daemon
+    if SDOCKER_EXTRA=--experimental sdocker_start "$D" &&
+        [ "$("$DK" version -f '{{.Server.Experimental}}' 2>/dev/null)" = true ]; then
+        pass dk-criu-daemon
+    else
+        fail dk-criu-daemon "expected a private dockerd --experimental" "$(tail -n 5 "$D/dockerd.log" 2>/dev/null)"
+        return
+    fi
+    run_cmd 120 "$DK" import -c 'CMD ["/bin/sh"]' "$W/rootfs.tar" "$IMG"
+    [ $CHECK_RC = 0 ] || { fail dk-criu-image "$(details)"; return; }
+
+    mark dk-checkpoint
+    run_cmd 60 "$DK" run -d --name dkck --network none "$IMG" sh -c "$CRIU_COUNTER"
+    id=$("$DK" inspect -f '{{.Id}}' dkck 2>/dev/null)
+    wait_until 30 sh -c "[ \"\$('$DK' logs dkck 2>/dev/null | grep -c tick)\" -ge 3 ]"
+    run_cmd 120 "$DK" checkpoint create dkck ck1
+    before=$("$DK" logs dkck 2>/dev/null)
+    if [ $CHECK_RC = 0 ] && sdk_is dkck exited && has_call " checkpoint .*--image-path [^ ]+ .*$id$" &&
+        "$DK" checkpoint ls dkck 2>/dev/null | grep -qx ck1; then
+        pass dk-checkpoint
+    else
+        fail dk-checkpoint "expected dkck exited after its checkpoint ck1" "$(details)" "status: $(sdk_status dkck)" \
+            "checkpoints: $("$DK" checkpoint ls dkck 2>&1 | tr '\n' ' ')"
+    fi
+
+    mark dk-restore
+    n=$(ticks "$before" | wc -l)
+    run_cmd 120 "$DK" start --checkpoint ck1 dkck
+    wait_until 30 sh -c "[ \"\$('$DK' logs dkck 2>/dev/null | grep -c tick)\" -ge $((n + 3)) ]"
+    after=$("$DK" logs dkck 2>/dev/null)
+    if [ $CHECK_RC = 0 ] && sdk_is dkck running && has_call " restore .*$id$" &&
+        ticks "$after" | consecutive $((n + 3)) && [ "$(token "$after")" = "$(token "$before")" ]; then
+        pass dk-restore
+        criu_restored docker "$id" "$("$DK" inspect -f '{{.State.Pid}}' dkck 2>/dev/null)"
+    else
+        fail dk-restore "expected dkck running again from ck1, counting on from where it was (one run of ticks, the same token)" \
+            "$(details)" "status: $(sdk_status dkck)" "ticks: $(ticks "$after" | tr '\n' ' ' | cut -c1-300)" \
+            "$(tail -n 5 "$D/dockerd.log" 2>/dev/null)"
+    fi
+    timeout 60 "$DK" rm -f dkck >/dev/null 2>&1
+    sdocker_stop "$D"
+}
+
 ssuite_criu() {
-    CRIU_PODMAN_SETUP=spodman_setup CRIU_PODMAN_CGOPTS= CRIU_CTR_RT=--runc-systemd-cgroup suite_criu
+    CRIU_PODMAN_SETUP=spodman_setup CRIU_PODMAN_CGOPTS= CRIU_CTR_RT=--runc-systemd-cgroup \
+        CRIU_ENGINES=${CRIU_ENGINES:-podman containerd docker} suite_criu
 }

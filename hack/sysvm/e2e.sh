@@ -89,7 +89,7 @@ cleanup() {
             docker) sdocker_stop "$W/d" ;;
             podman) spodman_teardown "$W/p" ;;
             containerd) containerd_stop "$W/c" ;;
-            criu) spodman_teardown "$W/cp"; containerd_stop "$W/cc" ;;
+            criu) spodman_teardown "$W/cp"; containerd_stop "$W/cc"; sdocker_stop "$W/cd" ;;
         esac
     done
     for p in $(own_processes); do stop_pid "$p" "$(cat /proc/$p/comm 2>/dev/null)"; done
@@ -130,7 +130,7 @@ worker() {
             docker) sdocker_stop "$W/d" ;;
             podman) spodman_teardown "$W/p" ;;
             containerd) containerd_stop "$W/c" ;;
-            criu) spodman_teardown "$W/cp"; containerd_stop "$W/cc" ;;
+            criu) spodman_teardown "$W/cp"; containerd_stop "$W/cc"; sdocker_stop "$W/cd" ;;
         esac
         echo "sysvm-e2e: $e: $((SECONDS - t)) s"
     done
