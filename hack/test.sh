@@ -75,7 +75,7 @@ section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint; lsm_
 # the systemd driver (pieces.sh criu, tests/checkpoint.rs systemd_driver, and through podman,
 # containerd and docker: `e2e criu`, hack/sysvm/e2e-criu.sh, ~2-4.5 min). SYSVM_SUITES/
 # SYSVM_RUNTIME choose the suites and the runtime under test.
-section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh; criu; checkpoint systemd_driver; e2e criu}" \
+section sysvm env SYSVM_TIMEOUT="${SYSVM_TIMEOUT-3600}" SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh; criu; checkpoint systemd_driver; e2e criu}" \
     RUNTIME="${SYSVM_RUNTIME-$repo/target/release/berth}" bash hack/sysvm/run-tests.sh
 section leftovers leftovers
 echo; echo "=== summary"

@@ -255,6 +255,13 @@ pub fn restore(
                 o.image_path.display()
             );
         }
+        if m.lazy && !o.lazy_pages {
+            bail!(
+                "--image-path {}: a --lazy-pages checkpoint, whose memory pages are served by the checkpointing side's page server: restore it with --lazy-pages, with a `criu lazy-pages --page-server --address ADDR --port PORT -D {}` daemon running",
+                o.image_path.display(),
+                o.image_path.display()
+            );
+        }
         if !m.complete {
             bail!(
                 "--image-path {}: incomplete: its checkpoint failed or was interrupted ({})",
