@@ -1295,3 +1295,133 @@ fn lazy_pages_restore_fetches_memory_from_the_checkpoint_page_server() {
     env.ok(&["delete", "--force", &id2]);
     gone(&env, &id2);
 }
+
+/// `checkpoint --page-server ADDR:PORT` without --lazy-pages: the memory pages go to a `criu
+/// page-server` (here on loopback, with a directory of its own) and the rest to --image-path;
+/// the two together restore the counter, which goes on from where it was.
+#[test]
+fn page_server_receives_the_pages_and_the_whole_restores() {
+    if !need_criu("page-server") {
+        return;
+    }
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let env = Env::new("ckpt-ps");
+    let id = env.id("c");
+    let b = bundle(&env, &id, &["sh", "-c", COUNTER]);
+    start(&env, &id, &b);
+    wait_until("the counter to count", Duration::from_secs(30), || {
+        read_num(&b.rootfs().join("count")).is_some_and(|n| n >= 3)
+    });
+    let img = env.tmp.join("img");
+    let remote = env.tmp.join("remote");
+    std::fs::create_dir(&remote).unwrap();
+    let port = 20000 + (std::process::id() + 7) % 20000;
+    let ps_log = remote.join("page-server.log");
+    // Ready once it wrote its status byte (--status-fd 3, a FIFO read here).
+    let fifo = env.tmp.join("ps-status");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut status = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut ps = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$@" 3>"$F""#)
+        .args(["sh", "criu", "page-server", "--address", "127.0.0.1"])
+        .args(["--port", &port.to_string(), "--status-fd", "3"])
+        .args(["-o", "page-server.log", "-D", remote.to_str().unwrap()])
+        .env("F", &fifo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let mut byte = [1u8; 1];
+    while status.read(&mut byte).ok() != Some(1) {
+        if let Ok(Some(st)) = ps.try_wait() {
+            panic!(
+                "criu page-server ended ({st}): {}",
+                std::fs::read_to_string(&ps_log).unwrap_or_default()
+            );
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "criu page-server is not ready: {}",
+            std::fs::read_to_string(&ps_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let img_s = img.to_str().unwrap();
+    let (rc, _, err) = env.call(&[
+        "checkpoint",
+        "--page-server",
+        &format!("127.0.0.1:{port}"),
+        "--image-path",
+        img_s,
+        &id,
+    ]);
+    if rc != 0 {
+        let _ = ps.kill();
+        let _ = ps.wait();
+        panic!("checkpoint --page-server failed: {err}");
+    }
+    assert!(ps.wait().unwrap().success(), "criu page-server failed");
+    gone(&env, &id);
+    let images = |d: &Path, prefix: &str| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix) && n.ends_with(".img"))
+            .collect()
+    };
+    assert!(
+        images(&img, "pages-").is_empty(),
+        "pages in the image dir: {:?}",
+        images(&img, "pages-")
+    );
+    assert!(
+        !images(&remote, "pages-").is_empty(),
+        "no pages at the page server"
+    );
+    // The page server's images (pagemaps and pages) join the rest.
+    for p in images(&remote, "") {
+        std::fs::copy(remote.join(&p), img.join(&p)).unwrap();
+    }
+    let before = ticks(&b);
+    let (rc, err) = restore(
+        &env,
+        &[
+            "-d",
+            "--image-path",
+            img_s,
+            "-b",
+            b.dir.to_str().unwrap(),
+            &id,
+        ],
+        &env.tmp.join("r.out"),
+    );
+    if rc != 0 {
+        let log = std::fs::read_to_string(img.join("restore.log")).unwrap_or_default();
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains("Error")).collect();
+        panic!(
+            "restore of the page server's pages failed: {err}\n{}",
+            errors.join("\n")
+        );
+    }
+    wait_until("the restored counter", Duration::from_secs(30), || {
+        ticks(&b).len() >= before.len() + 3
+    });
+    assert_consecutive(&ticks(&b), "checkpoint to a page server and restore");
+    env.ok(&["delete", "--force", &id]);
+    gone(&env, &id);
+}

@@ -2,7 +2,8 @@
 //!
 //! The container is claimed and its cgroup made exactly as `create` does (same state
 //! directory, same cgroup placement: CRIU is started inside the container's cgroups and forks
-//! the restored tree from there); CRIU is told the mounts to bind from this host, the
+//! the restored tree from there; with the systemd driver the transient scope is started with
+//! the criu process in it, as runc does, and state.json records the unit); CRIU is told the mounts to bind from this host, the
 //! namespaces to join, the descriptors to hand over and the cgroup to restore into; its
 //! notifications run the prestart/createRuntime hooks ("setup-namespaces"), record the
 //! restored process as the container's init ("post-restore") and pass a terminal's new master
