@@ -77,12 +77,14 @@ section static bash hack/static.sh test
 section vm env VM_CARGO_TESTS="${VM_CARGO_TESTS-cgroups; check; checkpoint; lsm_labels}" bash hack/vm/run-tests.sh
 # The systemd + cgroup v2 guest (hack/sysvm/README.md): installs qemu, mmdebstrap & co and builds
 # the guest image on a fresh machine (~2-2.5 min), then in one boot: smoke, docker/containerd/podman
-# at their systemd defaults through berth (--systemd-cgroup), and the cgroup suites with both
-# drivers (hack/cgroup-drivers.sh; test binaries built by cargo-test), and rootless as the
-# guest's user berthtest (pieces.sh rootless: rootless podman with its systemd cgroup manager, and
-# berth itself with --systemd-cgroup in the user's systemd and with cgroupfs in a delegated user
-# scope; ~2 min under TCG). SYSVM_SUITES/SYSVM_RUNTIME choose the suites and the runtime under test.
-section sysvm env SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh; rootless}" \
+# at their systemd defaults through berth (--systemd-cgroup), the cgroup suites with both
+# drivers (hack/cgroup-drivers.sh; test binaries built by cargo-test), rootless as the guest's user
+# berthtest (pieces.sh rootless: rootless podman with its systemd cgroup manager, and berth itself
+# with --systemd-cgroup in the user's systemd and with cgroupfs in a delegated user scope; ~2 min
+# under TCG), and checkpoint/restore with the systemd driver (pieces.sh criu, tests/checkpoint.rs
+# systemd_driver, and through podman, containerd and docker: `e2e criu`, hack/sysvm/e2e-criu.sh,
+# ~2-4.5 min). SYSVM_SUITES/SYSVM_RUNTIME choose the suites and the runtime under test.
+section sysvm env SYSVM_TIMEOUT="${SYSVM_TIMEOUT-3600}" SYSVM_SUITES="${SYSVM_SUITES-smoke; e2e; hack/cgroup-drivers.sh; rootless; criu; checkpoint systemd_driver; e2e criu}" \
     RUNTIME="${SYSVM_RUNTIME-$repo/target/release/berth}" bash hack/sysvm/run-tests.sh
 # Kubernetes pods through containerd's CRI in the systemd guest (hack/cri/sysvm.sh): SystemdCgroup
 # = true, kubelet's slice names; berth and runc at the same time in one boot, each with its own

@@ -908,3 +908,520 @@ fn checkpoint_of_a_container_that_is_not_running_is_refused() {
     assert!(err.contains("does not exist"), "{err}");
     env.ok(&["delete", "--force", &id]);
 }
+
+/// `systemctl show -p NAME --value UNIT` for each name.
+fn unit_props(unit: &str, names: &[&str]) -> Vec<String> {
+    let mut c = Command::new("systemctl");
+    c.args(["show", unit]);
+    for n in names {
+        c.args(["-p", n]);
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "systemctl show {unit}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    names
+        .iter()
+        .map(|n| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{n}=")))
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+/// No unit of that name, not even a failed or inactive one.
+fn unit_gone(unit: &str) -> bool {
+    unit_props(unit, &["LoadState"])[0] == "not-found"
+}
+
+fn cg_file(env: &Env, id: &str, f: &str) -> String {
+    let p = Path::new("/sys/fs/cgroup")
+        .join(env.cg_rel(id).trim_start_matches('/'))
+        .join(f);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// With the systemd driver (--systemd-cgroup): checkpoint ends the container's scope; restore
+/// makes it again (a transient scope around CRIU, as runc does) with the resources of
+/// config.json — systemd's properties and the cgroup files — and the restored counter in it;
+/// state.json records the unit, so exec/kill/delete work and delete leaves no unit. A restore
+/// that fails (a failing hook) leaves no unit; one that collides with another container's
+/// unit fails without touching it. Needs systemd as PID 1 and CRIU: the systemd guest
+/// (`SYSVM_SUITES="checkpoint systemd" bash hack/sysvm/run-tests.sh`).
+#[test]
+fn systemd_driver_restores_into_a_new_scope_with_the_resources() {
+    let in_sysvm = std::env::var_os("BERTH_SYSVM").is_some();
+    if !Path::new("/run/systemd/system").is_dir() {
+        assert!(!in_sysvm, "the systemd guest has no systemd?");
+        eprintln!("systemd-restore: skipped: needs systemd as PID 1 (runs in hack/sysvm)");
+        return;
+    }
+    if let Err(why) = criu_check() {
+        assert!(!in_sysvm, "CRIU must work in the systemd guest: {why}");
+        eprintln!("systemd-restore: skipped: `criu check` fails here");
+        return;
+    }
+    let env = Env::with_driver("ckpt-sd", true);
+    let id = env.id("c");
+    let unit = format!("{SCOPE_PREFIX}-{id}.scope");
+    let mut b = bundle(&env, &id, &["sh", "-c", COUNTER]);
+    b.config["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864},
+        "pids": {"limit": 40},
+        "cpu": {"quota": 50000, "period": 100000}
+    });
+    let pid = start(&env, &id, &b);
+    let count = b.rootfs().join("count");
+    wait_until("the counter to count", Duration::from_secs(30), || {
+        read_num(&count).is_some_and(|n| n >= 3)
+    });
+    assert_eq!(unit_props(&unit, &["ActiveState"]), ["active"]);
+    let img = env.tmp.join("img");
+    let img_s = img.to_str().unwrap();
+    checkpoint(&env, &["--image-path", img_s, &id], &img);
+    assert!(!alive(pid), "the checkpointed process {pid} still runs");
+    wait_until("the scope to go", Duration::from_secs(15), || {
+        unit_gone(&unit)
+    });
+    assert!(!env.root.join(&id).exists());
+    let before = ticks(&b);
+
+    // A restore that fails late (CRIU made the tree, the unit exists): no unit afterwards.
+    let mut bad = Bundle {
+        dir: b.dir.clone(),
+        config: b.config.clone(),
+    };
+    bad.config["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    bad.save();
+    let bdir = b.dir.to_str().unwrap();
+    let (rc, err) = restore(
+        &env,
+        &["-d", "--image-path", img_s, "-b", bdir, &id],
+        &env.tmp.join("bad.out"),
+    );
+    assert_ne!(rc, 0, "a restore with a failing hook succeeded");
+    assert!(err.contains("createRuntime"), "{err}");
+    wait_until(
+        "no unit after the failed restore",
+        Duration::from_secs(15),
+        || unit_gone(&unit),
+    );
+    assert!(
+        !env.root.join(&id).exists(),
+        "state left by a failed restore"
+    );
+
+    b.save();
+    let (rc, err) = restore(
+        &env,
+        &["-d", "--image-path", img_s, "-b", bdir, &id],
+        &env.tmp.join("r.out"),
+    );
+    assert_eq!(rc, 0, "restore --systemd-cgroup failed: {err}");
+    let st = env.state(&id);
+    assert_eq!(st["status"], "running", "{st}");
+    let rpid = st["pid"].as_i64().unwrap() as i32;
+    // The scope, as systemd sees it, with config.json's resources.
+    let p = unit_props(
+        &unit,
+        &[
+            "ActiveState",
+            "Slice",
+            "Delegate",
+            "MemoryMax",
+            "TasksMax",
+            "CPUQuotaPerSecUSec",
+        ],
+    );
+    let slice = env.slice.clone().unwrap();
+    assert_eq!(
+        p,
+        ["active", &slice, "yes", "67108864", "40", "500ms"],
+        "{unit} after restore"
+    );
+    // The cgroup files agree, and the restored process is in the scope's cgroup.
+    assert_eq!(cg_file(&env, &id, "memory.max"), "67108864");
+    assert_eq!(cg_file(&env, &id, "pids.max"), "40");
+    assert_eq!(cg_file(&env, &id, "cpu.max"), "50000 100000");
+    let procs: Vec<i32> = cg_file(&env, &id, "cgroup.procs")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(procs.contains(&rpid), "{rpid} not in {procs:?}");
+    let cg = std::fs::read_to_string(format!("/proc/{rpid}/cgroup")).unwrap();
+    assert_eq!(cg.trim(), format!("0::{}", env.cg_rel(&id)));
+    // state.json records the driver: later commands use it without the flag.
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(&id).join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved["cgroup"]["systemd"]["unit"], unit.as_str(), "{saved}");
+    // It counts on from where it was.
+    wait_until(
+        "the restored counter to count",
+        Duration::from_secs(30),
+        || ticks(&b).len() >= before.len() + 3,
+    );
+    assert_consecutive(&ticks(&b), "checkpoint and restore");
+
+    // Another restore into the same scope name (another id, same cgroupsPath): systemd
+    // refuses the unit, and the running container is not harmed.
+    let (rc, err) = restore(
+        &env,
+        &["-d", "--image-path", img_s, "-b", bdir, &env.id("dup")],
+        &env.tmp.join("dup.out"),
+    );
+    assert_ne!(rc, 0, "a second restore into {unit} succeeded");
+    assert!(err.contains("already exists"), "{err}");
+    assert!(alive(rpid), "the failed restore killed the container");
+    assert_eq!(unit_props(&unit, &["ActiveState"]), ["active"]);
+    assert!(!env.root.join(env.id("dup")).exists());
+
+    // exec, kill and delete, through the recorded unit.
+    let (rc, o, e) = env.exec(&[&id, "cat", "/proc/self/cgroup"]);
+    assert_eq!(rc, 0, "{e}");
+    // "0::/" inside a cgroup namespace, else the scope's path.
+    let rel = format!("0::{}", env.cg_rel(&id));
+    assert!(o.trim() == "0::/" || o.trim() == rel, "exec's cgroup: {o}");
+    let (rc, o, e) = env.call(&["exec", &id, "cat", "/count"]);
+    assert_eq!(rc, 0, "{e}");
+    assert!(o.trim().parse::<u64>().is_ok(), "{o}");
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    env.ok(&["delete", &id]);
+    wait_until(
+        "the scope to go after delete",
+        Duration::from_secs(15),
+        || unit_gone(&unit),
+    );
+    assert!(!env.root.join(&id).exists());
+    assert!(
+        !Path::new("/sys/fs/cgroup")
+            .join(env.cg_rel(&id).trim_start_matches('/'))
+            .exists()
+    );
+}
+
+/// `criu check --feature uffd-noncoop`: lazy pages (userfaultfd with fork/remap events).
+fn criu_lazy_pages() -> bool {
+    Command::new("criu")
+        .args(["check", "--feature", "uffd-noncoop"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Post-copy migration as runc does it: `checkpoint --lazy-pages --page-server ADDR:PORT
+/// --status-fd FD` dumps all but the memory pages and waits with a page server (the zero byte on
+/// the status fd says it is ready, and the image is complete but lazy); `criu lazy-pages`
+/// connects to it, and `restore --lazy-pages` (under another id: the first container is still
+/// there until its last page is transferred) runs the process, whose pages arrive on demand.
+/// The counter goes on from where it was; the checkpoint then ends and removes the first
+/// container. A lazy image restored without --lazy-pages is a clear error.
+#[test]
+fn lazy_pages_restore_fetches_memory_from_the_checkpoint_page_server() {
+    if !need_criu("lazy-pages") {
+        return;
+    }
+    if !criu_lazy_pages() {
+        // Debian 12's CRIU 3.17 on its 6.1 kernel has them: the VM guest must.
+        assert!(
+            std::env::var_os("BERTH_VM").is_none(),
+            "CRIU in the VM guest has no lazy pages (criu check --feature uffd-noncoop)"
+        );
+        eprintln!(
+            "lazy-pages: skipped: CRIU has no lazy pages here (criu check --feature uffd-noncoop)"
+        );
+        return;
+    }
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let env = Env::new("ckpt-lazy");
+    let id = env.id("c");
+    let b = bundle(&env, &id, &["sh", "-c", COUNTER]);
+    let pid = start(&env, &id, &b);
+    wait_until("the counter to count", Duration::from_secs(30), || {
+        read_num(&b.rootfs().join("count")).is_some_and(|n| n >= 3)
+    });
+    let img = env.tmp.join("img");
+    let img_s = img.to_str().unwrap().to_string();
+    let port = 20000 + std::process::id() % 20000;
+    // The status fd: descriptor 3 of the checkpoint, a FIFO read here.
+    let fifo = env.tmp.join("status");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut status = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut ck = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$@" 3>"$F""#)
+        .arg("sh")
+        .arg(&env.bin)
+        .args([
+            "--root",
+            env.root.to_str().unwrap(),
+            "checkpoint",
+            "--lazy-pages",
+        ])
+        .args([
+            "--page-server",
+            &format!("127.0.0.1:{port}"),
+            "--status-fd",
+            "3",
+        ])
+        .args(["--image-path", &img_s, &id])
+        .env("F", &fifo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(env.tmp.join("ck.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let ck_err = || std::fs::read_to_string(env.tmp.join("ck.err")).unwrap_or_default();
+    let t = Instant::now();
+    let mut byte = [1u8; 1];
+    loop {
+        match status.read(&mut byte) {
+            Ok(1) => break,
+            _ => {
+                if let Ok(Some(st)) = ck.try_wait() {
+                    panic!(
+                        "checkpoint --lazy-pages ended ({st}) before its page server was ready: {}",
+                        ck_err()
+                    );
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(90),
+                    "no status byte: {}",
+                    ck_err()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    assert_eq!(byte, [0], "the status byte");
+    let m = meta(&img);
+    assert_eq!(
+        (m["complete"].clone(), m["lazy"].clone()),
+        (json!(true), json!(true)),
+        "{m}"
+    );
+    assert!(
+        alive(pid),
+        "the container is gone before its pages were fetched"
+    );
+
+    // Without --lazy-pages: refused, nothing made.
+    let id2 = env.id("r");
+    let mut b2 = Bundle {
+        dir: b.dir.clone(),
+        config: b.config.clone(),
+    };
+    b2.config["linux"]["cgroupsPath"] = json!(env.cgroups_path(&id2));
+    b2.save();
+    let bdir = b.dir.to_str().unwrap();
+    let (rc, err) = restore(
+        &env,
+        &["-d", "--image-path", &img_s, "-b", bdir, &id2],
+        &env.tmp.join("nolazy.out"),
+    );
+    assert_ne!(rc, 0);
+    assert!(err.contains("--lazy-pages"), "{err}");
+    assert!(!env.root.join(&id2).exists());
+
+    let mut lp = Command::new("criu")
+        .args(["lazy-pages", "--page-server", "--address", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "-o",
+            "lazy-pages.log",
+            "-D",
+            &img_s,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let before = ticks(&b);
+    let (rc, err) = restore(
+        &env,
+        &[
+            "-d",
+            "--lazy-pages",
+            "--image-path",
+            &img_s,
+            "-b",
+            bdir,
+            &id2,
+        ],
+        &env.tmp.join("r.out"),
+    );
+    if rc != 0 {
+        let _ = ck.kill();
+        let _ = lp.kill();
+        let _ = ck.wait();
+        let _ = lp.wait();
+        panic!("restore --lazy-pages failed: {err}");
+    }
+    // The pages all moved: the checkpoint and the lazy-pages daemon end.
+    let ck_status = ck.wait().unwrap();
+    assert!(ck_status.success(), "checkpoint --lazy-pages: {}", ck_err());
+    let lp_status = lp.wait().unwrap();
+    assert!(
+        lp_status.success(),
+        "criu lazy-pages failed: see {}/lazy-pages.log",
+        img_s
+    );
+    gone(&env, &id);
+    let st = env.state(&id2);
+    assert_eq!(st["status"], "running", "{st}");
+    wait_until(
+        "the lazily restored counter to count",
+        Duration::from_secs(30),
+        || ticks(&b).len() >= before.len() + 3,
+    );
+    assert_consecutive(&ticks(&b), "lazy checkpoint and restore");
+    env.ok(&["delete", "--force", &id2]);
+    gone(&env, &id2);
+}
+
+/// `checkpoint --page-server ADDR:PORT` without --lazy-pages: the memory pages go to a `criu
+/// page-server` (here on loopback, with a directory of its own) and the rest to --image-path;
+/// the two together restore the counter, which goes on from where it was.
+#[test]
+fn page_server_receives_the_pages_and_the_whole_restores() {
+    if !need_criu("page-server") {
+        return;
+    }
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let env = Env::new("ckpt-ps");
+    let id = env.id("c");
+    let b = bundle(&env, &id, &["sh", "-c", COUNTER]);
+    start(&env, &id, &b);
+    wait_until("the counter to count", Duration::from_secs(30), || {
+        read_num(&b.rootfs().join("count")).is_some_and(|n| n >= 3)
+    });
+    let img = env.tmp.join("img");
+    let remote = env.tmp.join("remote");
+    std::fs::create_dir(&remote).unwrap();
+    let port = 20000 + (std::process::id() + 7) % 20000;
+    let ps_log = remote.join("page-server.log");
+    // Ready once it wrote its status byte (--status-fd 3, a FIFO read here).
+    let fifo = env.tmp.join("ps-status");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut status = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut ps = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$@" 3>"$F""#)
+        .args(["sh", "criu", "page-server", "--address", "127.0.0.1"])
+        .args(["--port", &port.to_string(), "--status-fd", "3"])
+        .args(["-o", "page-server.log", "-D", remote.to_str().unwrap()])
+        .env("F", &fifo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let mut byte = [1u8; 1];
+    while status.read(&mut byte).ok() != Some(1) {
+        if let Ok(Some(st)) = ps.try_wait() {
+            panic!(
+                "criu page-server ended ({st}): {}",
+                std::fs::read_to_string(&ps_log).unwrap_or_default()
+            );
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "criu page-server is not ready: {}",
+            std::fs::read_to_string(&ps_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let img_s = img.to_str().unwrap();
+    let (rc, _, err) = env.call(&[
+        "checkpoint",
+        "--page-server",
+        &format!("127.0.0.1:{port}"),
+        "--image-path",
+        img_s,
+        &id,
+    ]);
+    if rc != 0 {
+        let _ = ps.kill();
+        let _ = ps.wait();
+        panic!("checkpoint --page-server failed: {err}");
+    }
+    assert!(ps.wait().unwrap().success(), "criu page-server failed");
+    gone(&env, &id);
+    let images = |d: &Path, prefix: &str| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix) && n.ends_with(".img"))
+            .collect()
+    };
+    assert!(
+        images(&img, "pages-").is_empty(),
+        "pages in the image dir: {:?}",
+        images(&img, "pages-")
+    );
+    assert!(
+        !images(&remote, "pages-").is_empty(),
+        "no pages at the page server"
+    );
+    // The page server's images (pagemaps and pages) join the rest.
+    for p in images(&remote, "") {
+        std::fs::copy(remote.join(&p), img.join(&p)).unwrap();
+    }
+    let before = ticks(&b);
+    let (rc, err) = restore(
+        &env,
+        &[
+            "-d",
+            "--image-path",
+            img_s,
+            "-b",
+            b.dir.to_str().unwrap(),
+            &id,
+        ],
+        &env.tmp.join("r.out"),
+    );
+    if rc != 0 {
+        let log = std::fs::read_to_string(img.join("restore.log")).unwrap_or_default();
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains("Error")).collect();
+        panic!(
+            "restore of the page server's pages failed: {err}\n{}",
+            errors.join("\n")
+        );
+    }
+    wait_until("the restored counter", Duration::from_secs(30), || {
+        ticks(&b).len() >= before.len() + 3
+    });
+    assert_consecutive(&ticks(&b), "checkpoint to a page server and restore");
+    env.ok(&["delete", "--force", &id]);
+    gone(&env, &id);
+}

@@ -8,11 +8,20 @@
 # TOKEN being a random id it drew when it started: restored, it must go on with the next N and
 # the same TOKEN (a process started afresh would draw another one and count from 1), which
 # proves its memory was restored.
+#
+# The cgroup setup is the host e2e's (cgroupfs, a test-only parent); hack/sysvm/e2e-criu.sh runs
+# the same checks at the engines' systemd defaults by setting CRIU_PODMAN_SETUP,
+# CRIU_PODMAN_CGOPTS, CRIU_CTR_RT and criu_ctr_cgroup / criu_restored (hooks, no-ops here).
 CRIU_COUNTER='t=$(cat /proc/sys/kernel/random/uuid); i=0; while :; do i=$((i+1)); echo tick $i $t; echo $t $i > /count; sleep 0.2; done'
 
 # ticks TEXT: the tick numbers in TEXT, one per line; token TEXT: the last tick's token.
 ticks() { grep -o 'tick [0-9]*' <<<"$1" | cut -d' ' -f2; }
 token() { grep -o 'tick [0-9]* [0-9a-f-]*' <<<"$1" | tail -n 1 | cut -d' ' -f3; }
+# criu_ctr_cgroup NAME: ctr run's cgroup options for container NAME (none: containerd's default).
+# criu_restored ENGINE NAME PID: extra checks of a restored container (FAIL lines of its own).
+declare -F criu_ctr_cgroup >/dev/null || criu_ctr_cgroup() { :; }
+declare -F criu_restored >/dev/null || criu_restored() { :; }
+
 # consecutive MIN: stdin is 1, 2, 3, ... (at least MIN of them): one run of the counter.
 consecutive() {
     awk -v min="${1:-1}" 'BEGIN { n = 0 } { n++; if ($1 != n) { exit 1 } } END { exit !(n >= min) }'
@@ -21,8 +30,8 @@ consecutive() {
 criu_podman() {
     local D=$W/cp IMG=localhost/be2e-busybox:latest
     PM=$D/podman
-    podman_setup "$D"
-    local RUNOPTS="--network none --cgroup-parent /$TAG-criu"
+    "${CRIU_PODMAN_SETUP:-podman_setup}" "$D"
+    local RUNOPTS="--network none ${CRIU_PODMAN_CGOPTS---cgroup-parent /$TAG-criu}"
     [ -n "${E2E_NO_SECCOMP:-}" ] && RUNOPTS="$RUNOPTS --security-opt seccomp=unconfined"
     run_cmd 120 "$PM" import --change CMD=/bin/sh "$W/rootfs.tar" "$IMG"
     [ $CHECK_RC = 0 ] || { fail pm-criu-image "$(details)"; return; }
@@ -49,6 +58,7 @@ criu_podman() {
     if [ $CHECK_RC = 0 ] && pm_is pmck running && has_call " restore .*$id$" &&
         ticks "$after" | consecutive "$(( $(ticks "$before" | wc -l) + 3 ))"; then
         pass pm-restore
+        criu_restored podman "$id" "$("$PM" inspect -f "{{.State.Pid}}" pmck 2>/dev/null)"
     else
         fail pm-restore "expected pmck running again, counting on from where it was (one run of ticks)" "$(details)" \
             "status: $(pm_status pmck)" "ticks: $(ticks "$after" | tr '\n' ' ' | cut -c1-300)"
@@ -106,13 +116,13 @@ ctr_index_types() {
 criu_containerd() {
     local D=$W/cc NS=$TAG IMG=localhost/be2e-busybox:latest
     CTR="ctr --address $D/containerd.sock -n $NS"
-    local RT="--runc-binary $WRAP --runc-root $D/rt-root --fifo-dir $D/fifo"
+    local RT="--runc-binary $WRAP --runc-root $D/rt-root --fifo-dir $D/fifo ${CRIU_CTR_RT:-}"
     containerd_start "$D" || { fail ctr-criu-daemon "$(tail -n 5 "$D/containerd.log")"; return; }
     run_cmd 60 $CTR image import --base-name localhost/be2e-busybox "$W/busybox-oci.tar"
     [ $CHECK_RC = 0 ] || { fail ctr-criu-image "$(details)"; return; }
 
     mark ctr-task-checkpoint-exit
-    run_cmd 60 $CTR run -d --log-uri "file://$D/k1.log" $RT "$IMG" k1 /bin/sh -c "$CRIU_COUNTER"
+    run_cmd 60 $CTR run -d --log-uri "file://$D/k1.log" $RT $(criu_ctr_cgroup k1) "$IMG" k1 /bin/sh -c "$CRIU_COUNTER"
     wait_until 30 sh -c "[ \"\$(grep -c tick '$D/k1.log' 2>/dev/null)\" -ge 3 ]"
     local ref
     run_cmd 120 $CTR task checkpoint --exit k1
@@ -130,7 +140,7 @@ criu_containerd() {
     timeout 30 $CTR containers rm k1 >/dev/null 2>&1
 
     mark ctr-container-checkpoint
-    run_cmd 60 $CTR run -d --log-uri "file://$D/k3.log" $RT "$IMG" k3 /bin/sh -c "$CRIU_COUNTER"
+    run_cmd 60 $CTR run -d --log-uri "file://$D/k3.log" $RT $(criu_ctr_cgroup k3) "$IMG" k3 /bin/sh -c "$CRIU_COUNTER"
     wait_until 30 sh -c "[ \"\$(grep -c tick '$D/k3.log' 2>/dev/null)\" -ge 3 ]"
     local pid n tok types
     pid=$(ctr_task_pid k3)
@@ -165,6 +175,7 @@ criu_containerd() {
         [ -n "$tok" ] && [ "$t1" = "$tok" ] && [ "$t2" = "$tok" ] &&
         [ "${c1:-0}" -gt "${n:-0}" ] 2>/dev/null && [ "${c2:-0}" -gt "$c1" ] 2>/dev/null; then
         pass ctr-restore
+        criu_restored containerd k2 "$(ctr_task_pid k2)"
     else
         fail ctr-restore "expected k2 restored from k3's checkpoint: counter $tok past $n (read '$t1 $c1', then '$t2 $c2')" \
             "$(details)" "tasks: $($CTR task ls 2>&1)"
@@ -186,6 +197,7 @@ suite_criu() {
         case $e in
             podman) criu_podman; podman_teardown "$W/cp" ;;
             containerd) criu_containerd ;;
+            *) if declare -F "criu_$e" >/dev/null; then "criu_$e"; else fail "criu-$e" "no checks for engine '$e' here"; fi ;;
         esac
     done
 }

@@ -13,7 +13,7 @@ sdocker_start() {
         --pidfile "$d/dockerd.pid" -H "unix://$d/docker.sock" --containerd "$d/ctd/containerd.sock" \
         --storage-driver overlay2 --add-runtime "e2e=$WRAP" --default-runtime e2e \
         --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
-        >"$d/dockerd.log" 2>&1 </dev/null &
+        ${SDOCKER_EXTRA:-} >"$d/dockerd.log" 2>&1 </dev/null &
     echo $! >"$d/dockerd.bgpid"
     DAEMON_PIDS+=("$!:dockerd($d)")
     cat >"$d/docker" <<EOF

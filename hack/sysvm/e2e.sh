@@ -4,7 +4,8 @@
 #
 #   bash hack/sysvm/run.sh -- bash hack/sysvm/e2e.sh                 # RUNTIME=/usr/sbin/runc
 #   RUNTIME=$PWD/target/release/berth bash hack/sysvm/run.sh -- bash hack/sysvm/e2e.sh
-#   ENGINES="docker podman" ...                                      # subset
+#   ENGINES="docker podman" ...                                      # subset (or as arguments)
+#   ... e2e.sh criu       # checkpoint/restore through podman and containerd (e2e-criu.sh)
 #   (or SYSVM_SUITES=e2e bash hack/sysvm/run-tests.sh; make sysvm-test)
 #
 # dockerd 20.10 (cgroup driver: its default on v2, systemd; the runtime added with --add-runtime
@@ -27,6 +28,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 RUNTIME=${RUNTIME:-/usr/sbin/runc}
 ENGINES=${ENGINES:-docker containerd podman}
+[ $# -gt 0 ] && ENGINES="$*"          # e2e.sh ENGINE... (the sysvm suite `e2e criu`)
 [ "${RUNTIME#/}" = "$RUNTIME" ] && [ -e "$RUNTIME" ] && RUNTIME=$(cd "$(dirname "$RUNTIME")" && pwd)/$(basename "$RUNTIME")
 TAG=be2e-$$
 W=/tmp/$TAG                       # short: podman's runroot must stay under 50 characters
@@ -46,6 +48,7 @@ TSLICE=sysvme2e$$.slice          # no dash: a dash would make it a child of sysv
 . "$here/e2e-docker.sh"
 . "$here/e2e-containerd.sh"
 . "$here/e2e-podman.sh"
+. "$here/e2e-criu.sh"           # ENGINES=criu: checkpoint/restore (not in the default)
 
 [ "$(id -u)" = 0 ] || { echo "sysvm-e2e: must run as root" >&2; exit 1; }
 if [ ! -d /run/systemd/system ] || [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
@@ -54,7 +57,7 @@ if [ ! -d /run/systemd/system ] || [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2f
     exit 1
 fi
 for e in $ENGINES; do
-    case $e in containerd|podman|docker) ;; *) echo "sysvm-e2e: unknown engine '$e' (docker containerd podman)" >&2; exit 2 ;; esac
+    case $e in containerd|podman|docker|criu) ;; *) echo "sysvm-e2e: unknown engine '$e' (docker containerd podman criu)" >&2; exit 2 ;; esac
 done
 mkdir -p "$LOGDIR" "$ART"
 : >"$CALLS"
@@ -86,6 +89,7 @@ cleanup() {
             docker) sdocker_stop "$W/d" ;;
             podman) spodman_teardown "$W/p" ;;
             containerd) containerd_stop "$W/c" ;;
+            criu) spodman_teardown "$W/cp"; containerd_stop "$W/cc"; sdocker_stop "$W/cd" ;;
         esac
     done
     for p in $(own_processes); do stop_pid "$p" "$(cat /proc/$p/comm 2>/dev/null)"; done
@@ -126,6 +130,7 @@ worker() {
             docker) sdocker_stop "$W/d" ;;
             podman) spodman_teardown "$W/p" ;;
             containerd) containerd_stop "$W/c" ;;
+            criu) spodman_teardown "$W/cp"; containerd_stop "$W/cc"; sdocker_stop "$W/cd" ;;
         esac
         echo "sysvm-e2e: $e: $((SECONDS - t)) s"
     done

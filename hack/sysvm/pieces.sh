@@ -6,6 +6,7 @@
 #             MemoryMax/TasksMax, the cgroup files agree, nothing is left after rm
 #   criu      RUNTIME checkpoint / restore (criu 3.17) of a busybox counter started with
 #             --systemd-cgroup: it goes on counting from where it was, in a scope again
+#             (runc and berth; in hack/test.sh's sysvm section with berth)
 #   cri       containerd with its CRI plugin (SystemdCgroup = true for runc) starts privately and
 #             `ctr plugins ls` reports cri ok
 # One PASS/FAIL line per check (with what it cost), then "N passed, M failed"; exit 1 on failure.

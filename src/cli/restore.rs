@@ -76,13 +76,6 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     crate::container::validate_id(&a.id)?;
-    if g.cgroup_driver != crate::cgroups::Kind::Fs {
-        // CRIU is started inside the container's cgroup before the restored process exists;
-        // with the systemd driver that needs the unit made around CRIU itself (not done yet).
-        anyhow::bail!(
-            "restore: --systemd-cgroup is not supported by restore yet: restore without it (the cgroupfs driver), or checkpoint/restore with runc"
-        );
-    }
     let bundle = crate::config::load(&a.bundle)?;
     let _ = (a.no_pivot, a.parent_path);
     if !a.detach && !a.no_subreaper {
@@ -110,7 +103,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         lsm_profile: a.lsm_profile,
         lsm_mount_context: a.lsm_mount_context,
     };
-    let r = restore::restore(&g.root, g.criu.as_deref(), bundle, &o)?;
+    let r = restore::restore(&g.root, g.criu.as_deref(), g.cgroup_driver, bundle, &o)?;
     if a.detach {
         return Ok(0);
     }

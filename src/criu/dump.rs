@@ -250,6 +250,7 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
         } else {
             Kind::Dump
         },
+        lazy: o.lazy_pages,
         error: None,
         log: log.clone(),
         id: id.to_string(),
@@ -286,6 +287,13 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
     opts.images_dir_fd = images.as_raw_fd();
     opts.work_dir_fd = work.as_ref().map(|w| w.as_raw_fd());
     let mut status_fd = o.status_fd.map(crate::sys::take_fd);
+    // --lazy-pages: once CRIU's page server is ready, the directory holds all but the pages,
+    // which a restore with --lazy-pages fetches from that server.
+    let ready = Meta {
+        complete: true,
+        ..meta.clone()
+    };
+    let mut ready_err = None;
     let typ = if o.pre_dump {
         ReqType::PreDump
     } else {
@@ -303,16 +311,23 @@ pub fn checkpoint(root: &Path, criu_flag: Option<&Path>, id: &str, o: &Options) 
             features: None,
         },
         |n, _| {
-            // The lazy-pages server is up: tell whoever waits on --status-fd (runc's way).
-            if n.notify_script.as_deref() == Some("status-ready")
-                && let Some(fd) = status_fd.take()
-            {
-                let _ = nix::unistd::write(&fd, &[0]);
+            // The lazy-pages server is up: the images are usable, and whoever waits on
+            // --status-fd is told (runc's way).
+            if n.notify_script.as_deref() == Some("status-ready") {
+                if let Err(e) = ready.write(&o.image_path) {
+                    ready_err = Some(e);
+                }
+                if let Some(fd) = status_fd.take() {
+                    let _ = nix::unistd::write(&fd, &[0]);
+                }
             }
             Ok(())
         },
     );
     ph.mark("criu");
+    if let Some(e) = ready_err {
+        crate::logger::warn(&format!("checkpoint --lazy-pages: {e:#}"));
+    }
     if let Err(e) = res {
         // CRIU resumes what it froze when it fails; if it died half way, thaw it here.
         if !paused

@@ -43,10 +43,14 @@ pub struct ExternalFd {
     pub flags: i32,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Meta {
     pub complete: bool,
     pub kind: Kind,
+    /// A `--lazy-pages` checkpoint: the memory pages are not in the directory but served by
+    /// the checkpointing side's page server (complete once that server is ready).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lazy: bool,
     /// Why the checkpoint failed (when it did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -2,7 +2,8 @@
 //!
 //! The container is claimed and its cgroup made exactly as `create` does (same state
 //! directory, same cgroup placement: CRIU is started inside the container's cgroups and forks
-//! the restored tree from there); CRIU is told the mounts to bind from this host, the
+//! the restored tree from there; with the systemd driver the transient scope is started with
+//! the criu process in it, as runc does, and state.json records the unit); CRIU is told the mounts to bind from this host, the
 //! namespaces to join, the descriptors to hand over and the cgroup to restore into; its
 //! notifications run the prestart/createRuntime hooks ("setup-namespaces"), record the
 //! restored process as the container's init ("post-restore") and pass a terminal's new master
@@ -13,6 +14,7 @@
 use anyhow::{Result, anyhow, bail};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use oci_spec::runtime::LinuxNamespaceType;
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +23,7 @@ use super::image::{self, Kind, Meta};
 use super::rpc::{CgMode, Features, Opts, Req, ReqType};
 use super::swrk::Swrk;
 use super::{errno_text, ext, io_errno_text};
-use crate::cgroups::Manager;
+use crate::cgroups::Kind as CgKind;
 use crate::cgroups::driver::Driver;
 use crate::config::Bundle;
 use crate::container::state::{self, write_atomic};
@@ -56,20 +58,23 @@ pub struct Restored {
     pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
-/// Undo a restore that failed: whatever runs in the cgroup, the cgroup, the state directory.
-struct Rollback {
+/// Undo a restore that failed: whatever runs in the cgroup, the cgroup (with the systemd
+/// driver: the unit), the state directory.
+struct Rollback<'a> {
     dir: PathBuf,
-    cgroup: Option<Driver>,
+    cgroup: Option<&'a RefCell<Driver>>,
     armed: bool,
 }
 
-impl Drop for Rollback {
+impl Drop for Rollback<'_> {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        if let Some(d) = &mut self.cgroup
-            && let Err(e) = lifecycle::empty_and_remove_cgroup(d)
+        if let Some(d) = self.cgroup
+            && let Ok(mut d) = d.try_borrow_mut()
+            && d.owned()
+            && let Err(e) = lifecycle::empty_and_remove_cgroup(&mut d)
         {
             crate::logger::warn(&format!("restore rollback: {e:#}"));
         }
@@ -217,6 +222,7 @@ fn reopen(x: &image::ExternalFd) -> Option<std::fs::File> {
 pub fn restore(
     root: &Path,
     criu_flag: Option<&Path>,
+    cgroup_driver: CgKind,
     bundle: Bundle,
     o: &Options,
 ) -> Result<Restored> {
@@ -247,6 +253,13 @@ pub fn restore(
         if m.kind == Kind::PreDump {
             bail!(
                 "--image-path {}: a pre-dump (memory only), not a checkpoint: restore the checkpoint made with --parent-path after it",
+                o.image_path.display()
+            );
+        }
+        if m.lazy && !o.lazy_pages {
+            bail!(
+                "--image-path {}: a --lazy-pages checkpoint, whose memory pages are served by the checkpointing side's page server: restore it with --lazy-pages, with a `criu lazy-pages --page-server --address ADDR --port PORT -D {}` daemon running",
+                o.image_path.display(),
                 o.image_path.display()
             );
         }
@@ -303,14 +316,26 @@ pub fn restore(
         }
     }
 
-    // ---- from here on, everything made is undone on failure ----
-    let mgr = Manager::new(
+    // The cgroup driver: with --systemd-cgroup a transient unit, started around the criu
+    // process once it runs (as runc does: CRIU forks the restored tree in its own cgroup).
+    let mut driver = Driver::new(
+        cgroup_driver,
         spec.linux()
             .as_ref()
             .and_then(|l| l.cgroups_path().as_deref()),
         id,
+        spec.annotations().as_ref().unwrap_or(&Default::default()),
     )?;
-    let mut st = State {
+    // A missing bus is an error before anything exists.
+    driver.connect()?;
+    let resources = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+
+    // ---- from here on, everything made is undone on failure ----
+    let st = State {
         id: id.clone(),
         status: Status::Creating,
         pid: 0,
@@ -322,10 +347,12 @@ pub fn restore(
         created: crate::logger::rfc3339_now(),
         owner: crate::spawn::user_name(nix::unistd::geteuid().as_raw()),
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: Some(mgr.state().clone()),
+        cgroup: Some(driver.state().clone()),
         rootless: false,
     };
     let dir = crate::spawn::claim(root, &st, &serde_json::to_vec(&bundle.raw)?, false)?;
+    let driver = RefCell::new(driver);
+    let st = RefCell::new(st);
     let mut rb = Rollback {
         dir: dir.clone(),
         cgroup: None,
@@ -334,16 +361,10 @@ pub fn restore(
     let lock_file = std::fs::File::open(&dir)?;
     let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow!("locking {}: {e}", dir.display()))?;
-    rb.cgroup = Some(Driver::Fs(Manager::from_state(mgr.state())));
-    mgr.create()?;
-    mgr.apply(
-        &spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().clone())
-            .unwrap_or_default(),
-    )?;
-    let placement = mgr.placement()?;
+    rb.cgroup = Some(&driver);
+    // cgroupfs: the cgroup made and set up, criu cloned into it. systemd (a scope): the v1
+    // hierarchies systemd does not manage; the unit comes with criu's pid below.
+    let placement = driver.borrow_mut().prepare(&resources)?;
     let criu_root = dir.join("criu-root");
     std::fs::create_dir(&criu_root)
         .map_err(|e| anyhow!("creating {}: {}", criu_root.display(), io_errno_text(&e)))?;
@@ -368,7 +389,12 @@ pub fn restore(
         lsm_profile: o.lsm_profile.clone(),
         lsm_mount_context: o.lsm_mount_context.clone(),
         config_file: config_file(spec.annotations().as_ref()),
-        ext_mnt: ext::restore_mounts(spec, &bundle.rootfs, &bundle.dir, Some(mgr.state())),
+        ext_mnt: ext::restore_mounts(
+            spec,
+            &bundle.rootfs,
+            &bundle.dir,
+            Some(driver.borrow().state()),
+        ),
         join_ns,
         ..Default::default()
     };
@@ -436,6 +462,15 @@ pub fn restore(
     let res = swrk.call_with(
         ReqType::Restore,
         |criu_pid| {
+            // The systemd driver: the unit made with criu in it, and the resources written
+            // (nothing to do for the cgroupfs driver, whose cgroup criu was cloned into).
+            {
+                let mut d = driver.borrow_mut();
+                d.enter(criu_pid, &resources)?;
+                d.finish(&resources)?;
+                // Where systemd really put it.
+                st.borrow_mut().cgroup = Some(d.state().clone());
+            }
             opts.cg_root = cgroup_roots(criu_pid)?;
             crate::logger::debug(&format!("restore of {id:?}: CRIU restore with {opts:?}"));
             Ok(Req {
@@ -452,7 +487,7 @@ pub fn restore(
                     // The namespaces exist, the process does not run yet: runc runs these
                     // here too.
                     if let Some(h) = &hooks {
-                        let mut s = st.clone();
+                        let mut s = st.borrow().clone();
                         s.pid = n.notify_pid.unwrap_or(0);
                         let c = Container {
                             dir: dir.clone(),
@@ -468,6 +503,7 @@ pub fn restore(
                     let pid = n
                         .notify_pid
                         .ok_or_else(|| anyhow!("post-restore without a pid"))?;
+                    let mut st = st.borrow_mut();
                     st.pid = pid;
                     st.pid_start = state::process_start_time(pid)
                         .ok_or_else(|| anyhow!("the restored process {pid} is gone"))?;
@@ -508,7 +544,7 @@ pub fn restore(
     }
     let c = Container {
         dir: dir.clone(),
-        state: st,
+        state: st.into_inner(),
     };
     if c.state.pid != pid {
         bail!(
