@@ -43,7 +43,7 @@ unit() {
 }
 snapshot() {
     { ls -d /sys/fs/cgroup/*/berth-* /sys/fs/cgroup/berth-* /tmp/berth-* /dev/shm/libpod* \
-          /tmp/brlp* /tmp/brld* 2>/dev/null
+          /tmp/brlp* /tmp/brld* /tmp/rootlesskit* 2>/dev/null
       grep -o ' /[^ ]*berth[^ ]*' /proc/self/mountinfo
       # the users the rootless tests and scripts make (brl<pid>x<n>, brlp<pid>, brld<pid>)
       grep -oE '^brl[a-z0-9]*:' /etc/passwd; } | sort

@@ -67,7 +67,8 @@ grep -q "^$user:" /etc/subuid || { echo "useradd gave $user no /etc/subuid range
 uid=$(id -u "$user")
 mkdir -m 700 "$tmp/x"; chown "$user:" "$tmp/x"
 install -m 755 "$repo/target/release/berth" "$tmp/berth"
-env_user=(env XDG_RUNTIME_DIR="$tmp/x" HOME="$tmp/home" PATH=/usr/sbin:/usr/bin:/sbin:/bin
+# TMPDIR too: rootlesskit and friends put their state dirs there (by default /tmp, left behind).
+env_user=(env XDG_RUNTIME_DIR="$tmp/x" HOME="$tmp/home" TMPDIR="$tmp/x" PATH=/usr/sbin:/usr/bin:/sbin:/bin
     DOCKER_HOST="unix://$tmp/x/docker.sock")
 as_user() { (cd "$tmp" && runuser -u "$user" -- "${env_user[@]}" "$@"); }
 dk() { as_user timeout 120 docker "$@"; }
