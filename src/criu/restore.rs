@@ -3,13 +3,14 @@
 //! The container is claimed and its cgroup made exactly as `create` does (same state
 //! directory, same cgroup placement: CRIU is started inside the container's cgroups and forks
 //! the restored tree from there; with the systemd driver the transient scope is started with
-//! the criu process in it, as runc does, and state.json records the unit); CRIU is told the mounts to bind from this host, the
-//! namespaces to join, the descriptors to hand over and the cgroup to restore into; its
-//! notifications run the prestart/createRuntime hooks ("setup-namespaces"), record the
-//! restored process as the container's init ("post-restore") and pass a terminal's new master
-//! to the console socket ("orphan-pts-master"). CRIU's root is the rootfs bound in a private
-//! mount namespace of the criu process only, so nothing is mounted on the host and nothing
-//! is left mounted whatever happens. Any failure removes the container completely.
+//! the criu process in it, as runc does, and state.json records the unit). CRIU is told the
+//! mounts to bind from this host, the namespaces to join, the descriptors to hand over and the
+//! cgroup to restore into; its notifications run the prestart/createRuntime hooks
+//! ("setup-namespaces"), record the restored process as the container's init ("post-restore")
+//! and pass a terminal's new master to the console socket ("orphan-pts-master"). CRIU's root is
+//! the rootfs bound in a private mount namespace of the criu process only, so nothing is
+//! mounted on the host and nothing is left mounted whatever happens. Any failure removes the
+//! container completely.
 
 use anyhow::{Result, anyhow, bail};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
