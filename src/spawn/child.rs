@@ -282,40 +282,23 @@ fn setup(ctx: &Ctx) -> Result<Never> {
     // The seccomp filter is loaded last, right before the exec (see `load_and_exec`): no
     // syscall of berth's own comes after it but that execve, so a profile cannot break the
     // setup by denying one (the cwd check, the executable lookup, the user switch...).
-    let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
-    if let Some(c) = &plan.caps {
-        caps::drop_bounding(c)?;
-    }
     // The parent now: berth, or after a second fork the intermediate process.
     let parent_now = nix::unistd::getppid().as_raw();
-    switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
-    // A credential change resets both of these (the parent-death signal whenever the
-    // effective uid or gid changes: a process of a subuid-mapped user, rootless with
-    // newuidmap, would outlive a berth killed from here to `ready`). The parent is checked
-    // after the prctl, so one that died before it is not missed.
-    set_dumpable(false)?;
-    die_with_parent(parent_now)?;
-    // Without noNewPrivileges loading the filter takes CAP_SYS_ADMIN: kept effective until then.
-    let keep_admin = plan.seccomp.is_some() && !plan.no_new_privs;
-    match &plan.caps {
-        Some(c) => caps::apply(c, keep_admin)?,
-        None if keep_admin && plan.uid != 0 => caps::raise_admin()?,
-        None => {}
-    }
-    if !cwd_ok_as_root {
-        nix::unistd::chdir(&plan.cwd)
-            .map_err(|e| anyhow!("process.cwd: {}: {e}", plan.cwd.display()))?;
-    }
-    verify_cwd(&plan.cwd)?;
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask));
-    if plan.no_new_privs {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| anyhow!("process.noNewPrivileges: {e}"))?;
-    }
-    let mut env = plan.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(plan.uid)));
-    }
-    let exe = find_executable(&plan.args[0], &env)?;
+    let (exe, env) = become_process(
+        &Creds {
+            caps: plan.caps.as_ref(),
+            uid: plan.uid,
+            gid: plan.gid,
+            additional_gids: &plan.additional_gids,
+            cwd: &plan.cwd,
+            umask: plan.umask,
+            no_new_privs: plan.no_new_privs,
+            seccomp: plan.seccomp.is_some(),
+            args: &plan.args,
+            env: &plan.env,
+        },
+        parent_now,
+    )?;
     let envp: Vec<CString> = env
         .iter()
         .filter_map(|e| CString::new(e.as_str()).ok())
@@ -510,6 +493,65 @@ pub(crate) fn join_keyring(id: &str) -> Result<()> {
 pub(crate) fn set_oom_score_adj(adj: i32) -> Result<()> {
     crate::procfs::write("self/oom_score_adj", &adj.to_string())
         .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj} to /proc/self/oom_score_adj: {e}"))
+}
+
+/// What the process becomes, of either plan (create's or exec's).
+pub(crate) struct Creds<'a> {
+    pub caps: Option<&'a caps::Sets>,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: &'a [u32],
+    pub cwd: &'a Path,
+    pub umask: u32,
+    pub no_new_privs: bool,
+    /// A seccomp filter is loaded later (without noNewPrivileges that takes CAP_SYS_ADMIN).
+    pub seccomp: bool,
+    pub args: &'a [CString],
+    pub env: &'a [String],
+}
+
+/// Become the process, as the last steps before the labels, the seccomp filter and the exec:
+/// the working directory, the bounding set, the user, the capabilities, the umask and
+/// no_new_privs. `parent` is the process whose death must kill this one. Returns the
+/// executable and the environment (with HOME). The seccomp filter comes after all of this, so
+/// a profile cannot break the setup by denying one of its syscalls (the cwd check, the
+/// executable lookup, the user switch...).
+pub(crate) fn become_process(c: &Creds, parent: i32) -> Result<(CString, Vec<String>)> {
+    // Entered while still root where it can be (a directory only root may enter), checked again
+    // as the user below.
+    let cwd_ok_as_root = nix::unistd::chdir(c.cwd).is_ok();
+    if let Some(caps) = c.caps {
+        caps::drop_bounding(caps)?;
+    }
+    switch_user(c.uid, c.gid, c.additional_gids)?;
+    // A credential change resets both of these (the parent-death signal whenever the
+    // effective uid or gid changes: a process of a subuid-mapped user, rootless with
+    // newuidmap, would outlive a berth killed before the exec). The parent is checked after
+    // the prctl, so one that died before it is not missed.
+    set_dumpable(false)?;
+    die_with_parent(parent)?;
+    // Without noNewPrivileges loading the filter takes CAP_SYS_ADMIN: kept effective until then
+    // (caps::apply says why that ends at the exec).
+    let keep_admin = c.seccomp && !c.no_new_privs;
+    match c.caps {
+        Some(caps) => caps::apply(caps, keep_admin)?,
+        None if keep_admin && c.uid != 0 => caps::raise_admin()?,
+        None => {}
+    }
+    if !cwd_ok_as_root {
+        nix::unistd::chdir(c.cwd).map_err(|e| anyhow!("process.cwd: {}: {e}", c.cwd.display()))?;
+    }
+    verify_cwd(c.cwd)?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(c.umask));
+    if c.no_new_privs {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| anyhow!("process.noNewPrivileges: {e}"))?;
+    }
+    let mut env = c.env.to_vec();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(c.uid)));
+    }
+    let exe = find_executable(&c.args[0], &env)?;
+    Ok((exe, env))
 }
 
 /// Switch to the process's user (gid, supplementary groups, uid), keeping the permitted

@@ -595,39 +595,24 @@ fn process(plan: &Plan, sync: &Channel, berth: i32, console: Option<RawFd>) -> R
         super::procattr::set_affinity(0, cpus, "process.execCPUAffinity.final")?;
     }
 
-    let cwd_ok_as_root = nix::unistd::chdir(&plan.cwd).is_ok();
-    if let Some(c) = &plan.caps {
-        caps::drop_bounding(c)?;
-    }
     // The seccomp filter is loaded last, right before the exec: no syscall of berth's own
     // comes after it but execve (with a notify filter, the sendmsg of `ready` with its
     // listener before), so a profile cannot break the setup by denying one.
-    child::switch_user(plan.uid, plan.gid, &plan.additional_gids)?;
-    // A credential change resets both of these.
-    set_dumpable(false)?;
-    die_with_parent(berth)?;
-    // Without noNewPrivileges loading the filter takes CAP_SYS_ADMIN: kept effective until then
-    // (caps::apply says why that ends at the exec).
-    let keep_admin = plan.seccomp.is_some() && !plan.no_new_privs;
-    match &plan.caps {
-        Some(c) => caps::apply(c, keep_admin)?,
-        None if keep_admin && plan.uid != 0 => caps::raise_admin()?,
-        None => {}
-    }
-    if !cwd_ok_as_root {
-        nix::unistd::chdir(&plan.cwd)
-            .map_err(|e| anyhow!("process.cwd: {}: {e}", plan.cwd.display()))?;
-    }
-    child::verify_cwd(&plan.cwd)?;
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask));
-    if plan.no_new_privs {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| anyhow!("process.noNewPrivileges: {e}"))?;
-    }
-    let mut env = plan.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", child::home_of(plan.uid)));
-    }
-    let exe = child::find_executable(&plan.args[0], &env)?;
+    let (exe, env) = child::become_process(
+        &child::Creds {
+            caps: plan.caps.as_ref(),
+            uid: plan.uid,
+            gid: plan.gid,
+            additional_gids: &plan.additional_gids,
+            cwd: &plan.cwd,
+            umask: plan.umask,
+            no_new_privs: plan.no_new_privs,
+            seccomp: plan.seccomp.is_some(),
+            args: &plan.args,
+            env: &plan.env,
+        },
+        berth,
+    )?;
     let envp: Vec<CString> = env
         .iter()
         .filter_map(|e| CString::new(e.as_str()).ok())
