@@ -116,12 +116,7 @@ pub fn default_root() -> Result<PathBuf> {
 }
 
 /// An I/O error the way Go prints an errno ("permission denied"), which engines match on.
-fn errno_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
-        None => e.to_string(),
-    }
-}
+use crate::logger::io_errno_text as errno_text;
 
 /// How one id map of a new user namespace is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -128,15 +128,7 @@ pub fn run(_g: &Global, a: Args) -> Result<i32> {
 }
 
 /// Errno texts as Go (and so runc) prints them: "operation not permitted".
-fn errno_text(e: Errno) -> String {
-    e.desc().to_lowercase()
-}
-
-fn io_text(e: &std::io::Error) -> String {
-    e.raw_os_error()
-        .map(|n| errno_text(Errno::from_raw(n)))
-        .unwrap_or_else(|| e.to_string())
-}
+use crate::logger::{errno_text, io_errno_text as io_text};
 
 fn read(p: &str) -> Option<String> {
     crate::sys::read_small_string(Path::new(p))

@@ -663,13 +663,7 @@ pub(crate) fn find_executable(arg0: &CString, env: &[String]) -> Result<CString>
     let name = arg0.to_string_lossy().into_owned();
     // Errno texts as Go writes them: engines map "no such file or directory" to exit status
     // 127 and "permission denied" to 126 by the text.
-    let go = |e: nix::errno::Errno| {
-        let d = e.desc();
-        let mut c = d.chars();
-        c.next()
-            .map(|f| f.to_lowercase().chain(c).collect())
-            .unwrap_or_default()
-    };
+    let go = crate::logger::errno_text;
     let check = |p: &Path| -> Result<(), String> {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => Err("is a directory".into()),
