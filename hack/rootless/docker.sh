@@ -10,32 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 rootfs=${BERTH_ROOTFS:-$repo/hack/.cache/rootfs}
-pkgs=(docker.io rootlesskit slirp4netns uidmap passwd util-linux iptables)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$repo/hack/rootless/lib.sh"
+install_missing docker.io rootlesskit slirp4netns uidmap passwd util-linux iptables
 drs=/usr/share/docker.io/contrib/dockerd-rootless.sh
 [ -f "$drs" ] || { echo "FAIL: no $drs (Debian's docker.io ships it there)"; exit 1; }
 
-# rootlesskit's slirp4netns opens /dev/net/tun as the user. This machine's node is root's 0600 (a
-# container's /dev), a normal host's 0666: the script runs in a mount namespace of its own where
-# a 0666 node of its own (in a temporary directory, removed at the end) is bound over it.
-if [ -z "${BRLD_TUN-}" ] && [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
-    t=$(mktemp -d /tmp/brld-tun.XXXXXX)
-    chmod 755 "$t"
-    if mknod -m 666 "$t/tun" c 10 200 && chmod 666 "$t/tun"; then
-        export BRLD_TUN=$t
-        exec unshare -m --propagation private bash -c \
-            'mount --bind "$BRLD_TUN/tun" /dev/net/tun && exec bash "$0"' "$repo/hack/rootless/docker.sh"
-    fi
-    rm -rf "$t"
-fi
+# slirp4netns needs a /dev/net/tun the user may open (hack/rootless/lib.sh).
+with_open_tun "$repo/hack/rootless/docker.sh" /tmp/brld-tun
 
 user=brld$$
 tmp=$(mktemp -d /tmp/brld.XXXXXX)
@@ -59,7 +40,7 @@ cleanup() {
         done
         for _ in $(seq 50); do userdel -f "$user" 2>/dev/null && break; sleep 0.2; done
     fi
-    rm -rf "$tmp" ${BRLD_TUN:+"$BRLD_TUN"}
+    rm -rf "$tmp" ${ROOTLESS_TUN:+"$ROOTLESS_TUN"}
 }
 trap cleanup EXIT
 for _ in $(seq 50); do useradd --home-dir "$tmp/home" --create-home --shell /usr/sbin/nologin "$user" && break; sleep 0.2; done

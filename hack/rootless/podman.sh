@@ -8,30 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 rootfs=${BERTH_ROOTFS:-$repo/hack/.cache/rootfs}
-pkgs=(podman uidmap passwd util-linux slirp4netns)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$repo/hack/rootless/lib.sh"
+install_missing podman uidmap passwd util-linux slirp4netns
 
-# slirp4netns opens /dev/net/tun as the user. This machine's node is root's 0600 (a container's
-# /dev), a normal host's 0666: the script runs in a mount namespace of its own where a 0666 node
-# of its own (made in a temporary directory, removed at the end) is bound over /dev/net/tun.
-if [ -z "${BRLP_TUN-}" ] && [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
-    t=$(mktemp -d /tmp/brlp-tun.XXXXXX)
-    chmod 755 "$t"
-    if mknod -m 666 "$t/tun" c 10 200 && chmod 666 "$t/tun"; then
-        export BRLP_TUN=$t
-        exec unshare -m --propagation private bash -c \
-            'mount --bind "$BRLP_TUN/tun" /dev/net/tun && exec bash "$0"' "$repo/hack/rootless/podman.sh"
-    fi
-    rm -rf "$t"
-fi
+# slirp4netns needs a /dev/net/tun the user may open (hack/rootless/lib.sh).
+with_open_tun "$repo/hack/rootless/podman.sh" /tmp/brlp-tun
 
 user=brlp$$
 tmp=$(mktemp -d /tmp/brlp.XXXXXX)
@@ -50,7 +31,7 @@ cleanup() {
         # rootless podman's lock file, named by the uid of the user made here
         rm -f "/dev/shm/libpod_rootless_lock_$uid"
     fi
-    rm -rf "$tmp" ${BRLP_TUN:+"$BRLP_TUN"}
+    rm -rf "$tmp" ${ROOTLESS_TUN:+"$ROOTLESS_TUN"}
 }
 trap cleanup EXIT
 for _ in $(seq 50); do useradd --home-dir "$tmp/home" --create-home --shell /usr/sbin/nologin "$user" && break; sleep 0.2; done
